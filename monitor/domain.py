@@ -1,0 +1,96 @@
+"""Plain data passed between stages. No SQLAlchemy, httpx or feedparser types cross this line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRef:
+    """What the fetch stage needs to know about one feed."""
+
+    id: int
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one HTTP fetch produced: a body to parse, a 304, or an error to record."""
+
+    url: str
+    status: int | None
+    body: bytes | None = None
+    final_url: str = ""
+    permanent_redirect_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    retry_after_s: float | None = None
+    max_age_s: float | None = None
+    content_type: str = ""
+    elapsed_s: float = 0.0
+    error: str = ""
+    gone: bool = False
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.body is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One normalised feed entry: plain text, UTC time, a stable key."""
+
+    entry_key: str
+    link: str
+    canonical_link: str
+    title: str
+    summary: str
+    published_at: datetime
+    author: str = ""
+    tags: tuple[str, ...] = ()
+    language: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """Entries and feed-level facts parsed from fetched bytes."""
+
+    title: str = ""
+    site_url: str = ""
+    language: str = ""
+    ttl_s: float | None = None
+    entries: tuple[Entry, ...] = ()
+    bozo: bool = False
+    bozo_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleText:
+    """The text of a stored article, as matching and embedding see it."""
+
+    id: int
+    title: str
+    summary: str
+    language: str = ""
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why an article matched (or not): stored with every match and shown to users."""
+
+    score: float
+    semantic: float
+    passage: str = ""
+    passage_source: str = ""
+    aliases: tuple[str, ...] = ()
+    missing_groups: tuple[int, ...] = ()
+    excluded_by: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)

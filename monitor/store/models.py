@@ -1,0 +1,271 @@
+"""Typed SQLAlchemy 2 models: the whole schema of ``monitor``.
+
+Alembic (``migrations/``) is the only way this schema reaches a database; a test runs
+``alembic upgrade head`` followed by ``alembic check`` on SQLite and PostgreSQL so the two never
+drift. Every constraint and index is named (see ``NAMING``) so migrations are portable.
+
+Times are stored as naive UTC (:class:`UTCDateTime` adds and strips the zone) because SQLite has
+no time-zone type; code only ever sees aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Feed(Base):
+    """A feed and its polling state; the row, not the scheduler, decides when it is due."""
+
+    __tablename__ = "feeds"
+    __table_args__ = (
+        Index("ix_feeds_due", "enabled", "next_poll_at"),
+        Index("ix_feeds_lease_until", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    name: Mapped[str] = mapped_column(String(512), default="")
+    title: Mapped[str] = mapped_column(String(1024), default="")
+    site_url: Mapped[str] = mapped_column(String(2048), default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    interval_s: Mapped[float | None] = mapped_column(Float)
+    from_config: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str] = mapped_column(Text, default="")
+    etag: Mapped[str | None] = mapped_column(String(1024))
+    last_modified: Mapped[str | None] = mapped_column(String(256))
+    ttl_s: Mapped[float | None] = mapped_column(Float)
+    next_poll_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_polled_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    first_success_at: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    failing_since: Mapped[datetime | None]
+    health_alerted_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    articles: Mapped[list[Article]] = relationship(back_populates="feed", passive_deletes=True)
+
+
+class Article(Base):
+    """One entry of one feed; ``is_history`` marks entries found on a feed's first poll."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        UniqueConstraint("feed_id", "entry_key"),
+        Index("ix_articles_canonical_link", "canonical_link"),
+        Index("ix_articles_published_at", "published_at"),
+        Index("ix_articles_pending_match", "matched_at", "is_history", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    entry_key: Mapped[str] = mapped_column(String(512))
+    link: Mapped[str] = mapped_column(String(2048), default="")
+    canonical_link: Mapped[str] = mapped_column(String(2048), default="")
+    title: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(512), default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(String(16), default="")
+    published_at: Mapped[datetime]
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    is_history: Mapped[bool] = mapped_column(Boolean, default=False)
+    matched_at: Mapped[datetime | None]
+
+    feed: Mapped[Feed] = relationship(back_populates="articles")
+
+
+class Embedding(Base):
+    """An article's vector, keyed by the model that made it, so a model change re-embeds."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (Index("ix_embeddings_model_id", "model_id"),)
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Topic(Base):
+    """A topic as last loaded from config; ``config_hash`` tells when its definition changed."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    config_hash: Mapped[str] = mapped_column(String(64), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Story(Base):
+    """Articles reporting the same story for one topic; only the first one alerts."""
+
+    __tablename__ = "stories"
+    __table_args__ = (Index("ix_stories_topic_id_last_seen_at", "topic_id", "last_seen_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    first_article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(Text, default="")
+    article_count: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Match(Base):
+    """An article that reached a topic's threshold, with the explanation of why."""
+
+    __tablename__ = "matches"
+    __table_args__ = (
+        UniqueConstraint("article_id", "topic_id"),
+        Index("ix_matches_topic_id_published_at", "topic_id", "published_at"),
+        Index("ix_matches_published_at", "published_at"),
+        Index("ix_matches_story_id", "story_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
+    score: Mapped[float] = mapped_column(Float)
+    semantic_score: Mapped[float] = mapped_column(Float, default=0.0)
+    explanation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # denormalised from the article so "recent matches of a topic" is one index range scan
+    published_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    alerted: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Delivery(Base):
+    """The outbox: one row per (alert, channel), written in the match's own transaction."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_match_id", "match_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
+    feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32), default="match")  # match|digest|health|test
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    # pending -> sending -> sent | failed ; digest rows wait as "queued_digest"
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class DeliveryAttempt(Base):
+    """Every try of a delivery, for `monitor alerts list` and post-mortems."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_delivery_id", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str] = mapped_column(Text, default="")
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Feedback(Base):
+    """A user's judgement of an article for a topic; judged articles become exemplars."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("article_id", "topic_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"))
+    relevant: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    """A running daemon: heartbeat for /healthz, and the SQLite single-owner lock."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(256), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_tick_at: Mapped[datetime] = mapped_column(default=utcnow)
