@@ -161,12 +161,15 @@ class TopicConfig(_Section):
     negative_examples: list[str] = Field(
         default_factory=list, description="Look-alike texts that do not belong to the topic."
     )
-    threshold: float = Field(0.5, ge=-1.0, le=2.0, description="Score at or above which it matches.")
+    threshold: float = Field(
+        0.5, ge=-1.0, le=2.0, description="Score at or above which it matches."
+    )
     channels: list[str] = Field(
         default_factory=lambda: ["console"], description="Names of [alerts.*] channels to alert."
     )
     recipients: list[str] = Field(
-        default_factory=list, description="Email recipients for this topic (overrides the channel's)."
+        default_factory=list,
+        description="Email recipients for this topic (overrides the channel's).",
     )
     alert_budget_per_hour: int | None = Field(
         None, ge=0, description="Immediate alerts per hour; the rest wait for the next digest."
@@ -178,7 +181,9 @@ class TopicConfig(_Section):
     @model_validator(mode="after")
     def _has_definition(self) -> TopicConfig:
         if not (self.seed or self.descriptions or self.positive_examples):
-            raise ValueError("a topic needs at least one of seed, descriptions or positive_examples")
+            raise ValueError(
+                "a topic needs at least one of seed, descriptions or positive_examples"
+            )
         return self
 
 
@@ -236,12 +241,16 @@ class DeliveryConfig(_Section):
     )
     story_window: Duration = Field(172800.0, description="How far back a story can be joined.")
     health_channel: str = Field("", description="Channel told about feeds failing for long.")
-    health_after: Duration = Field(86400.0, description="Failing this long triggers a health alert.")
+    health_after: Duration = Field(
+        86400.0, description="Failing this long triggers a health alert."
+    )
 
 
 class ApiConfig(_Section):
     enabled: bool = Field(False, description="Serve the HTTP API and web page from `monitor run`.")
-    host: str = Field("127.0.0.1", description="Listen address; beyond loopback a token is required.")
+    host: str = Field(
+        "127.0.0.1", description="Listen address; beyond loopback a token is required."
+    )
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
     token: SecretStr = Field(SecretStr(""), description="Bearer token (use ${VAR}).")
 
@@ -270,8 +279,13 @@ class Config(_Section):
     def _channel_type_from_name(cls, value: Any) -> Any:
         if isinstance(value, Mapping):
             return {
-                name: ({"type": name, **table} if isinstance(table, Mapping) and "type" not in table
-                       and name in ("console", "email", "slack", "webhook", "apprise") else table)
+                name: (
+                    {"type": name, **table}
+                    if isinstance(table, Mapping)
+                    and "type" not in table
+                    and name in ("console", "email", "slack", "webhook", "apprise")
+                    else table
+                )
                 for name, table in value.items()
             }
         return value
@@ -328,20 +342,26 @@ def config_path_from_env(explicit: str | Path | None = None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG_PATH
 
 
-def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Config:
     """Read, interpolate and validate a config file; raise ConfigError with a precise message."""
     config_path = config_path_from_env(path)
     environ = os.environ if environ is None else environ
     try:
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{config_path}: file not found (use --config PATH or $MONITOR_CONFIG)") from None
+        raise ConfigError(
+            f"{config_path}: file not found (use --config PATH or $MONITOR_CONFIG)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_path}: cannot read: {exc}") from None
     return parse_config(text, config_path, environ=environ)
 
 
-def parse_config(text: str, config_path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+def parse_config(
+    text: str, config_path: Path, *, environ: Mapping[str, str] | None = None
+) -> Config:
     """Validate TOML text as if it were read from ``config_path``."""
     environ = os.environ if environ is None else environ
     locator = _KeyLocator(text)
@@ -382,6 +402,7 @@ def _interpolate(
     locator: _KeyLocator,
 ) -> Any:
     if isinstance(value, str):
+
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
@@ -396,9 +417,13 @@ def _interpolate(
 
         return _ENV_REF_RE.sub(substitute, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, environ, (*loc, k), config_path, locator) for k, v in value.items()}
+        return {
+            k: _interpolate(v, environ, (*loc, k), config_path, locator) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_interpolate(v, environ, (*loc, i), config_path, locator) for i, v in enumerate(value)]
+        return [
+            _interpolate(v, environ, (*loc, i), config_path, locator) for i, v in enumerate(value)
+        ]
     return value
 
 
@@ -420,7 +445,9 @@ def _location(config_path: Path, locator: _KeyLocator, loc: tuple[str | int, ...
 def _format_validation_error(exc: ValidationError, config_path: Path, locator: _KeyLocator) -> str:
     messages = []
     for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(
+            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        )
         loc = _clean_loc(loc)
         message = error["msg"]
         if error["type"] == "extra_forbidden":

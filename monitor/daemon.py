@@ -114,13 +114,26 @@ class Daemon:
             ("deliver", dispatch_due),
         ]
         for name, stage in stages:
-            self.scheduler.add_job(self._job(name, stage), "interval", seconds=tick, id=name,
-                                   name=name, next_run_time=_now())
+            self.scheduler.add_job(
+                self._job(name, stage),
+                "interval",
+                seconds=tick,
+                id=name,
+                name=name,
+                next_run_time=_now(),
+            )
         self.scheduler.start()
         config = self.runtime.config
-        event(log, logging.INFO, "daemon started", worker=self.runtime.worker_id,
-              feeds=len(config.feeds), topics=len(config.topics),
-              database=db.redact_url(config.database_url), tick_s=tick)
+        event(
+            log,
+            logging.INFO,
+            "daemon started",
+            worker=self.runtime.worker_id,
+            feeds=len(config.feeds),
+            topics=len(config.topics),
+            database=db.redact_url(config.database_url),
+            tick_s=tick,
+        )
 
     def install_signal_handlers(self) -> None:
         def handle(signum: int, _frame: FrameType | None) -> None:
@@ -142,21 +155,25 @@ class Daemon:
         self._stopped.set()
         self.runtime.stop.set()
         started = time.monotonic()
-        finisher = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
-                                    daemon=True)
+        finisher = threading.Thread(
+            target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True
+        )
         finisher.start()
         finisher.join(timeout=self.grace_s)
         if finisher.is_alive():
-            event(log, logging.WARNING, "grace period over; abandoning in-flight work",
-                  grace_s=self.grace_s)
+            event(
+                log,
+                logging.WARNING,
+                "grace period over; abandoning in-flight work",
+                grace_s=self.grace_s,
+            )
         try:
             with db.session_scope(self.runtime.sessions) as session:
                 queries.forget_worker(session, self.runtime.worker_id)
         except Exception as exc:  # shutting down: report, never mask the exit
             event(log, logging.WARNING, "could not deregister worker", error=str(exc))
         self._lock.release()
-        event(log, logging.INFO, "daemon stopped",
-              seconds=round(time.monotonic() - started, 2))
+        event(log, logging.INFO, "daemon stopped", seconds=round(time.monotonic() - started, 2))
 
 
 def _now() -> datetime:

@@ -49,8 +49,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        data.update({k: v if isinstance(v, int | float | bool | None) else str(v)
-                     for k, v in _fields(record).items()})
+        data.update(
+            {
+                k: v if isinstance(v, int | float | bool | None) else str(v)
+                for k, v in _fields(record).items()
+            }
+        )
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
@@ -63,8 +67,17 @@ def setup_logging(level: str = "INFO", fmt: str = "keyvalue") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "sentence_transformers", "urllib3",
-                  "transformers", "alembic", "filelock", "huggingface_hub"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "apscheduler",
+        "sentence_transformers",
+        "urllib3",
+        "transformers",
+        "alembic",
+        "filelock",
+        "huggingface_hub",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

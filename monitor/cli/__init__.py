@@ -34,14 +34,21 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     config: Path | None = typer.Option(
-        None, "--config", "-c", envvar="MONITOR_CONFIG",
+        None,
+        "--config",
+        "-c",
+        envvar="MONITOR_CONFIG",
         help="Config file (default ./config.toml). Relative paths inside it resolve against "
-        "its folder.", show_default=False),
+        "its folder.",
+        show_default=False,
+    ),
     log_format: str | None = typer.Option(
-        None, "--log-format", help="Log lines as 'keyvalue' or 'json' (overrides config)."),
+        None, "--log-format", help="Log lines as 'keyvalue' or 'json' (overrides config)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     common.STATE.config_path = config
     common.STATE.log_format = log_format
@@ -49,9 +56,9 @@ def root(
 
 
 def _register() -> None:
-    from monitor.cli import config_cmd, db_cmd, feeds_cmd, run_cmd, topics_cmd
+    from monitor.cli import config_cmd, db_cmd, feeds_cmd, health_cmd, run_cmd, topics_cmd
 
-    for module in (run_cmd, config_cmd, db_cmd, feeds_cmd, topics_cmd):
+    for module in (run_cmd, config_cmd, db_cmd, feeds_cmd, topics_cmd, health_cmd):
         module.register(app)
 
 
@@ -61,7 +68,9 @@ _register()
 def main() -> None:
     """Console-script entry point: user mistakes end in one line, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # click returns the code of typer.Exit instead of raising it when not standalone
+        sys.exit(code if isinstance(code, int) else 0)
     except MonitorError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)

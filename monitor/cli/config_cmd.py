@@ -19,12 +19,15 @@ def check() -> None:
     Example: monitor --config config.toml config check
     """
     cfg = common.config()
-    channels = ", ".join(f"{n} ({c.type}{'' if c.enabled else ', disabled'})"
-                         for n, c in cfg.alerts.items())
+    channels = ", ".join(
+        f"{n} ({c.type}{'' if c.enabled else ', disabled'})" for n, c in cfg.alerts.items()
+    )
     typer.echo(f"{cfg.path}: OK")
     typer.echo(f"  database: {cfg.database.url}")
     typer.echo(f"  model:    {cfg.model.name} on {cfg.model.device}")
-    typer.echo(f"  feeds:    {len(cfg.feeds)} (default interval {format_duration(cfg.polling.interval)})")
+    typer.echo(
+        f"  feeds:    {len(cfg.feeds)} (default interval {format_duration(cfg.polling.interval)})"
+    )
     typer.echo(f"  topics:   {', '.join(t.name for t in cfg.topics) or 'none'}")
     typer.echo(f"  channels: {channels or 'none'}")
 
@@ -37,6 +40,19 @@ def show() -> None:
     """
     cfg = common.config()
     typer.echo(cfg.model_dump_json(indent=2))
+
+
+@config_app.command("docs")
+def docs() -> None:
+    """Print every setting with its default and help text as a Markdown table (for the README).
+
+    Example: monitor config docs > settings.md
+    """
+    from monitor.config import iter_documented_fields
+
+    typer.echo("| setting | meaning |\n|---|---|")
+    for path, help_text in iter_documented_fields():
+        typer.echo(f"| `{path}` | {help_text} |")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,9 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
     db.upgrade(cfg.database_url, revision)
     engine = db.make_engine(cfg.database_url, null_pool=True)
     try:
-        typer.echo(f"database {db.redact_url(cfg.database_url)} is at revision {db.current_revision(engine)}")
+        typer.echo(
+            f"database {db.redact_url(cfg.database_url)} is at revision {db.current_revision(engine)}"
+        )
     finally:
         engine.dispose()
 

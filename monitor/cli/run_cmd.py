@@ -11,8 +11,12 @@ from monitor.logs import setup_logging
 
 
 def run(
-    once: bool = typer.Option(False, "--once", help="Run one cycle (poll, match, deliver) and exit."),
-    grace: float = typer.Option(30.0, "--grace", help="Seconds in-flight work may take after a stop signal."),
+    once: bool = typer.Option(
+        False, "--once", help="Run one cycle (poll, match, deliver) and exit."
+    ),
+    grace: float = typer.Option(
+        30.0, "--grace", help="Seconds in-flight work may take after a stop signal."
+    ),
 ) -> None:
     """Start the daemon: poll feeds, match articles to topics, deliver alerts.
 

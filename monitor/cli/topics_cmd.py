@@ -17,8 +17,13 @@ def list_(fmt: str = typer.Option("table", "--format", "-f", help="table, json o
     """
     cfg = common.config()
     rows = [
-        {"name": t.name, "threshold": t.threshold, "seeds": ", ".join(str(s) for s in t.seed),
-         "require_groups": len(t.require), "channels": ", ".join(t.channels)}
+        {
+            "name": t.name,
+            "threshold": t.threshold,
+            "seeds": ", ".join(str(s) for s in t.seed),
+            "require_groups": len(t.require),
+            "channels": ", ".join(t.channels),
+        }
         for t in cfg.topics
     ]
     common.print_rows(rows, ["name", "threshold", "require_groups", "channels", "seeds"], fmt)

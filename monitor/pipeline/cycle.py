@@ -29,9 +29,16 @@ def run_once(runtime: Runtime) -> CycleReport:
     poll = poll_due(runtime)
     match = match_new(runtime)
     delivery = dispatch_due(runtime)
-    event(log, logging.INFO, "cycle finished", feeds_polled=poll.feeds_polled,
-          feeds_failed=poll.feeds_failed, articles_stored=poll.articles_stored,
-          matched=match.matched, alerts_sent=delivery.sent)
+    event(
+        log,
+        logging.INFO,
+        "cycle finished",
+        feeds_polled=poll.feeds_polled,
+        feeds_failed=poll.feeds_failed,
+        articles_stored=poll.articles_stored,
+        matched=match.matched,
+        alerts_sent=delivery.sent,
+    )
     return CycleReport(poll, match, delivery)
 
 

@@ -38,8 +38,12 @@ def open_runtime(config: Config, *, migrate: bool = True, sync: bool = True) -> 
     if migrate:
         db.upgrade(url)
     engine = db.make_engine(url, echo=config.database.echo)
-    runtime = Runtime(config=config, engine=engine, sessions=db.make_session_factory(engine),
-                      worker_id=queries.worker_id())
+    runtime = Runtime(
+        config=config,
+        engine=engine,
+        sessions=db.make_session_factory(engine),
+        worker_id=queries.worker_id(),
+    )
     if sync:
         with db.session_scope(runtime.sessions) as session:
             queries.sync_config(session, config)

@@ -7,6 +7,7 @@ through psycopg 3. The schema only changes through Alembic: :func:`upgrade` runs
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,12 @@ from sqlalchemy.pool import NullPool
 
 from monitor.errors import DatabaseError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+# migrations/ sits at the top of the repository (editable installs, the Makefile's .venv);
+# a non-editable install (the Docker image) points MONITOR_MIGRATIONS_DIR at its copy.
+MIGRATIONS_DIR = Path(
+    os.environ.get("MONITOR_MIGRATIONS_DIR")
+    or Path(__file__).resolve().parent.parent.parent / "migrations"
+)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -37,7 +43,10 @@ def make_engine(url: str, *, echo: bool = False, null_pool: bool = False) -> Eng
     if null_pool:
         kwargs["poolclass"] = NullPool
     if is_sqlite(url):
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        kwargs["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "check_same_thread": False,
+        }
         _ensure_sqlite_folder(url)
     elif not null_pool:
         kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from monitor.config import Config, FeedConfig, TopicConfig
@@ -36,13 +36,25 @@ def sync_feeds(session: Session, feeds: Sequence[FeedConfig]) -> tuple[int, int]
     for spec in feeds:
         row = existing.get(spec.url)
         if row is None:
-            session.add(Feed(url=spec.url, name=spec.name, interval_s=spec.interval,
-                             tags=list(spec.tags), language=spec.language, from_config=True,
-                             next_poll_at=_now()))
+            session.add(
+                Feed(
+                    url=spec.url,
+                    name=spec.name,
+                    interval_s=spec.interval,
+                    tags=list(spec.tags),
+                    language=spec.language,
+                    from_config=True,
+                    next_poll_at=_now(),
+                )
+            )
             added += 1
             continue
         changed = (row.name, row.interval_s, row.tags, row.language) != (
-            spec.name, spec.interval, list(spec.tags), spec.language)
+            spec.name,
+            spec.interval,
+            list(spec.tags),
+            spec.language,
+        )
         if changed:
             row.name, row.interval_s = spec.name, spec.interval
             row.tags, row.language = list(spec.tags), spec.language
@@ -97,8 +109,14 @@ def find_feed(session: Session, key: str) -> Feed:
     return feed
 
 
-def add_feed(session: Session, url: str, *, name: str = "", interval_s: float | None = None,
-             tags: Sequence[str] = ()) -> Feed:
+def add_feed(
+    session: Session,
+    url: str,
+    *,
+    name: str = "",
+    interval_s: float | None = None,
+    tags: Sequence[str] = (),
+) -> Feed:
     existing = session.scalar(select(Feed).where(Feed.url == url))
     if existing is not None:
         return existing
@@ -114,10 +132,6 @@ def remove_feed(session: Session, key: str) -> Feed:
     return feed
 
 
-def count_articles(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Feed.__table__.metadata.tables["articles"])) or 0
-
-
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -128,7 +142,9 @@ def heartbeat(session: Session, wid: str) -> None:
     now = _now()
     if row is None:
         host, _, pid = wid.rpartition(":")
-        session.add(Worker(id=wid, hostname=host, pid=int(pid or 0), started_at=now, last_tick_at=now))
+        session.add(
+            Worker(id=wid, hostname=host, pid=int(pid or 0), started_at=now, last_tick_at=now)
+        )
     else:
         row.last_tick_at = now
 

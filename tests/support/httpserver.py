@@ -73,7 +73,7 @@ class LocalServer:
                 reply = server._reply_for(recorded)
                 server._send(self, reply)
 
-            do_GET = do_POST = do_PUT = do_HEAD = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_HEAD = _handle
 
         self._httpd = ThreadingHTTPServer((host, 0), _Handler)
         self._httpd.daemon_threads = True

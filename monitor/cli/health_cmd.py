@@ -1,0 +1,33 @@
+"""`monitor health`: exit 0 when a daemon ticked recently and the database answers.
+
+Used by the Dockerfile's HEALTHCHECK and by monitoring scripts; no HTTP server needed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import typer
+
+from monitor.cli import common
+from monitor.store import db, queries
+
+
+def health(
+    max_age: float = typer.Option(60.0, "--max-age", help="Seconds since the last scheduler tick."),
+) -> None:
+    """Check that a daemon's scheduler ticked within --max-age seconds; exit 1 if not.
+
+    Example: monitor health --max-age 120
+    """
+    cfg = common.config()
+    with common.runtime(migrate=False, sync=False) as rt, db.session_scope(rt.sessions) as session:
+        workers = queries.live_workers(session, timedelta(seconds=max_age))
+    if not workers:
+        typer.echo(f"unhealthy: no daemon ticked in the last {max_age:g}s ({cfg.path})")
+        raise typer.Exit(1)
+    typer.echo("healthy: " + ", ".join(w.id for w in workers))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("health")(health)
