@@ -6,7 +6,9 @@ database, not the scheduler, decides which feeds and deliveries are due, so a ti
 
 Lifecycle (after arq/rq): SIGTERM or SIGINT sets the stop event, which stages check between
 units of work; the scheduler stops taking new jobs; in-flight jobs get ``grace_s`` to finish;
-then the process exits 0. With SQLite, an exclusive lock file next to the database keeps a
+then the process exits 0. SIGHUP re-reads the config file between ticks: feeds and topics are
+synced into the database and used from the next tick on; a broken file is logged and the running
+config is kept (``database.url`` and ``polling.tick`` need a restart). With SQLite, an exclusive lock file next to the database keeps a
 second daemon from running on the same file.
 """
 
@@ -26,7 +28,8 @@ from typing import IO, Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from monitor.errors import DatabaseError, MonitorError
+from monitor.config import load_config
+from monitor.errors import ConfigError, DatabaseError, MonitorError
 from monitor.logs import event
 from monitor.pipeline import cycle
 from monitor.pipeline.delivery import dispatch_due
@@ -89,6 +92,7 @@ class Daemon:
         )
         self._lock = SqliteOwnerLock(runtime.config.database_url)
         self._stopped = threading.Event()
+        self._reload = threading.Event()
 
     def _job(self, name: str, stage: Callable[[Runtime], Any]) -> Callable[[], None]:
         def run() -> None:
@@ -140,14 +144,41 @@ class Daemon:
             event(log, logging.INFO, "stop requested", signal=signal.Signals(signum).name)
             self.runtime.stop.set()
 
+        def ask_reload(_signum: int, _frame: FrameType | None) -> None:
+            self._reload.set()  # done by wait(): no database work inside a signal handler
+
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGHUP, ask_reload)
 
     def wait(self) -> None:
         """Block until the stop event is set, then shut down within the grace period."""
         while not self.runtime.stop.wait(timeout=1.0):
-            pass
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
         self.shutdown()
+
+    def reload(self) -> bool:
+        """Re-read the config file; keep the running config when the new one is broken."""
+        old = self.runtime.config
+        try:
+            new = load_config(old.path)
+            if new.database_url != old.database_url:
+                raise ConfigError(f"{old.path}: database.url changed: restart the daemon to use it")
+            with db.session_scope(self.runtime.sessions) as session:
+                queries.sync_config(session, new)
+        except MonitorError as exc:
+            event(
+                log,
+                logging.ERROR,
+                "config reload failed; the running config is kept",
+                error=str(exc),
+            )
+            return False
+        self.runtime.config = new
+        event(log, logging.INFO, "config reloaded", feeds=len(new.feeds), topics=len(new.topics))
+        return True
 
     def shutdown(self) -> None:
         if self._stopped.is_set():
