@@ -26,10 +26,28 @@ from common import REPO_ROOT, ProcessTree, dump_toml, mb, start_daemon, stop_dae
 from tests.support.faults import FeedFarm, Item
 from tests.support.httpserver import LocalServer, Reply
 
-WORDS = (
-    "market council election storm rail budget hospital school harbour court energy "
-    "festival farmers bridge museum league police drought vaccine bank"
-).split()
+WORDS = [
+    "market",
+    "council",
+    "election",
+    "storm",
+    "rail",
+    "budget",
+    "hospital",
+    "school",
+    "harbour",
+    "court",
+    "energy",
+    "festival",
+    "farmers",
+    "bridge",
+    "museum",
+    "league",
+    "police",
+    "drought",
+    "vaccine",
+    "bank",
+]
 ON_TOPIC = (
     "Kim Jong Un meets Putin in Russia to discuss weapons for the war in Ukraine",
     "North Korea ships artillery shells to Russia, officials say",

@@ -124,7 +124,9 @@ class FeedFarm:
                 first = self.polls[path] == 1
             items = [] if (first and self.empty_first) else self.released(path)[-self.window :]
             etag = (
-                '"' + hashlib.sha1("|".join(i.link for i in items).encode()).hexdigest()[:16] + '"'
+                '"'
+                + hashlib.sha256("|".join(i.link for i in items).encode()).hexdigest()[:16]
+                + '"'
             )
             if not first and request.header("If-None-Match") == etag:
                 return Reply(status=304, headers={"ETag": etag})
