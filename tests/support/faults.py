@@ -210,3 +210,36 @@ def hostile_slow_author(good: Item) -> bytes:
     """An ``<author>`` built to make a backtracking e-mail regex take exponential time."""
     evil = "a" * 5000 + "@" + "a." * 5000 + "!"
     return rss([Item(good.link, good.title, good.summary, good.published, author=evil)])
+
+
+class AlertReceiver:
+    """A Slack-compatible endpoint: answers ``failures`` first (e.g. 429, 500), then 200 "ok".
+
+    Only bodies answered 200 count as delivered; :meth:`delivered` counts how many accepted
+    bodies mention each of the given links, so "exactly once" is measured at the receiver.
+    """
+
+    def __init__(
+        self, server: LocalServer, path: str = "/slack", failures: Sequence[Reply] = ()
+    ) -> None:
+        self.accepted: list[bytes] = []
+        self._lock = threading.Lock()
+        self._failures = list(failures)
+        self.url = server.url(path)
+        server.route(path, self._handle)
+
+    def fail_next(self, replies: Sequence[Reply]) -> None:
+        with self._lock:
+            self._failures.extend(replies)
+
+    def _handle(self, request: Recorded) -> Reply:
+        with self._lock:
+            if self._failures:
+                return self._failures.pop(0)
+            self.accepted.append(request.body)
+        return Reply(body=b"ok", headers={"Content-Type": "text/plain"})
+
+    def delivered(self, links: Sequence[str]) -> dict[str, int]:
+        with self._lock:
+            bodies = [b.decode("utf-8", "replace") for b in self.accepted]
+        return {link: sum(link in body for body in bodies) for link in links}
