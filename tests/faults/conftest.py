@@ -34,7 +34,7 @@ def start_daemon(tmp_path: Path) -> Iterator[StartDaemon]:
     def start(config: Path) -> DaemonProc:
         daemon = DaemonProc(config, tmp_path / f"daemon-{len(started)}.log").start()
         started.append(daemon)
-        return daemon
+        return daemon.wait_started()
 
     yield start
     for daemon in started:

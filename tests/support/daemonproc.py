@@ -127,6 +127,11 @@ class DaemonProc:
             )
         return self
 
+    def wait_started(self, timeout_s: float = 60.0) -> DaemonProc:
+        """Block until the daemon logged "daemon started" (schema migrated, config synced)."""
+        wait_until(lambda: "daemon started" in self.output(), timeout_s, "daemon started", [self])
+        return self
+
     @property
     def pid(self) -> int:
         assert self.proc is not None
