@@ -39,13 +39,24 @@ WriteConfig = Callable[..., Path]
 def _items(name: str, start: datetime) -> list[Item]:
     """Two ordinary entries and one on the test topic, published just after the first poll."""
     return [
-        Item(f"http://news.example/{name}/1", f"Harbour reopens after storm ({name})",
-             "Boats are back in the harbour.", start),
-        Item(f"http://news.example/{name}/2", f"Council approves the rail budget ({name})",
-             "The vote was close.", start + timedelta(seconds=1)),
-        Item(f"http://news.example/{name}/nk", f"North Korea sends artillery shells to Russia "
-             f"({name})", "Kim Jong Un agreed to supply Putin with weapons for the war.",
-             start + timedelta(seconds=2)),
+        Item(
+            f"http://news.example/{name}/1",
+            f"Harbour reopens after storm ({name})",
+            "Boats are back in the harbour.",
+            start,
+        ),
+        Item(
+            f"http://news.example/{name}/2",
+            f"Council approves the rail budget ({name})",
+            "The vote was close.",
+            start + timedelta(seconds=1),
+        ),
+        Item(
+            f"http://news.example/{name}/nk",
+            f"North Korea sends artillery shells to Russia ({name})",
+            "Kim Jong Un agreed to supply Putin with weapons for the war.",
+            start + timedelta(seconds=2),
+        ),
     ]
 
 
@@ -62,8 +73,8 @@ def test_feed_server_errors_are_recorded_and_recovered(
         "e503": [Reply(status=503, headers={"Retry-After": "1"})] * 2,
         "reset": [Reply(reset=True)] * 2,
         "slow": [Reply(delay_s=4.0, body=truncated, headers={"Content-Type": "text/xml"})],
-        "truncated": [Reply(body=truncated[: len(truncated) // 2],
-                            declared_length=len(truncated))] * 2,
+        "truncated": [Reply(body=truncated[: len(truncated) // 2], declared_length=len(truncated))]
+        * 2,
     }
     urls, links = [], []
     for name, replies in faults.items():
@@ -77,8 +88,12 @@ def test_feed_server_errors_are_recorded_and_recovered(
     config = write_config(config_text(sqlite_url, urls, slack_url=slack.url))
     daemon = start_daemon(config)
     store = Db(sqlite_url)
-    wait_until(lambda: sorted(store.article_links()) == sorted(links), 60,
-               "every entry of every feed stored", [daemon])
+    wait_until(
+        lambda: sorted(store.article_links()) == sorted(links),
+        60,
+        "every entry of every feed stored",
+        [daemon],
+    )
     daemon.assert_alive()
     assert store.count(Article) == len(links)  # each entry once
     assert store.count(Article, Article.is_history.is_(True)) == 0
@@ -91,8 +106,12 @@ def test_feed_server_errors_are_recorded_and_recovered(
         assert feed.last_success_at is not None, feed.url
     if MATCHING_BUILT and DELIVERY_BUILT:
         on_topic = [link for link in links if link.endswith("/nk")]
-        wait_until(lambda: all(slack.delivered(on_topic).values()), 60,
-                   "an alert per on-topic entry", [daemon])
+        wait_until(
+            lambda: all(slack.delivered(on_topic).values()),
+            60,
+            "an alert per on-topic entry",
+            [daemon],
+        )
         assert slack.delivered(on_topic) == dict.fromkeys(on_topic, 1)
     assert daemon.stop() == 0
     daemon.assert_clean_log()
@@ -108,8 +127,11 @@ def _vm_hwm_kb(pid: int) -> int:
 
 @needs_polling
 def test_hostile_feeds_do_not_hurt_the_daemon(
-    server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig,
-    sqlite_url: str, tmp_path: Path
+    server: LocalServer,
+    start_daemon: StartDaemon,
+    write_config: WriteConfig,
+    sqlite_url: str,
+    tmp_path: Path,
 ) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT")
@@ -118,13 +140,16 @@ def test_hostile_feeds_do_not_hurt_the_daemon(
     hostile = {
         "laughs": Reply(body=hostile_billion_laughs(), headers=xml),
         "xxe": Reply(body=hostile_external_entity(str(secret)), headers=xml),
-        "bomb": Reply(body=hostile_gzip_bomb(200),
-                      headers={**xml, "Content-Encoding": "gzip"}),
+        "bomb": Reply(body=hostile_gzip_bomb(200), headers={**xml, "Content-Encoding": "gzip"}),
         "huge": Reply(body=hostile_huge_body(100), headers=xml),
-        "encoding": Reply(body=hostile_invalid_encoding(
-            Item("http://news.example/enc/1", "Still readable", "x")), headers=xml),
-        "author": Reply(body=hostile_slow_author(
-            Item("http://news.example/author/1", "Author entry", "x")), headers=xml),
+        "encoding": Reply(
+            body=hostile_invalid_encoding(Item("http://news.example/enc/1", "Still readable", "x")),
+            headers=xml,
+        ),
+        "author": Reply(
+            body=hostile_slow_author(Item("http://news.example/author/1", "Author entry", "x")),
+            headers=xml,
+        ),
         "good": Reply(body=rss([good_item]), headers=xml),
     }
     urls = []
