@@ -53,6 +53,7 @@ def config_text(
     email: dict[str, Any] | None = None,
     interval_s: float = 2.0,
     lease_s: float = 10.0,
+    total_timeout_s: float = 1.0,
     topic: bool = True,
     extra: str = "",
 ) -> str:
@@ -62,7 +63,8 @@ def config_text(
         f'[database]\nurl = "{database_url}"\nlease = "{lease_s}s"\n',
         f'[polling]\ninterval = "{interval_s}s"\nmin_interval = "1s"\n'
         f'max_interval = "{interval_s}s"\nerror_backoff_cap = "{interval_s}s"\ntick = "1s"\n'
-        'connect_timeout = "2s"\nread_timeout = "2s"\ntotal_timeout = "1s"\n'
+        'connect_timeout = "2s"\nread_timeout = "2s"\n'
+        f'total_timeout = "{total_timeout_s}s"\n'
         'parse_timeout = "1s"\nparse_workers = 1\nper_host = 16\nconcurrency = 32\n',
         '[delivery]\nretry_base = "1s"\nretry_cap = "2s"\n',
         "[alerts.console]\nenabled = false\n",
