@@ -4,6 +4,7 @@ receiver), and when a worker is killed the others take over its feeds within one
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections import Counter
@@ -39,13 +40,24 @@ StartDaemon = Callable[[Path], DaemonProc]
 
 def _items(f: int, start: datetime, seconds: float) -> list[Item]:
     """One item every 5 s per feed; feeds divisible by 30 carry one on-topic item."""
-    items = [Item(f"http://news.example/{f}/{n}", f"Town {f} news, part {n}", "Ordinary.",
-                  start + timedelta(seconds=5 * n + (f % 50) * 0.1))
-             for n in range(int(seconds / 5))]
+    items = [
+        Item(
+            f"http://news.example/{f}/{n}",
+            f"Town {f} news, part {n}",
+            "Ordinary.",
+            start + timedelta(seconds=5 * n + (f % 50) * 0.1),
+        )
+        for n in range(int(seconds / 5))
+    ]
     if f % 30 == 0:
-        items.append(Item(f"http://news.example/{f}/nk", f"North Korea ships shells to Russia {f}",
-                          "Kim Jong Un arms Putin's war in Ukraine.",
-                          start + timedelta(seconds=8)))
+        items.append(
+            Item(
+                f"http://news.example/{f}/nk",
+                f"North Korea ships shells to Russia {f}",
+                "Kim Jong Un arms Putin's war in Ukraine.",
+                start + timedelta(seconds=8),
+            )
+        )
     return items
 
 
@@ -66,42 +78,61 @@ def test_three_workers_share_feeds_and_take_over_a_dead_one(
     urls = [farm.add_feed(f"/f/{f}.xml", _items(f, start, 60)) for f in range(FEEDS)]
     on_topic = [f"http://news.example/{f}/nk" for f in range(0, FEEDS, 30)]
     slack = AlertReceiver(server)
-    config = write_config(config_text(pg_url, urls, slack_url=slack.url, interval_s=INTERVAL_S,
-                                      lease_s=LEASE_S, total_timeout_s=TOTAL_TIMEOUT_S))
+    config = write_config(
+        config_text(
+            pg_url,
+            urls,
+            slack_url=slack.url,
+            interval_s=INTERVAL_S,
+            lease_s=LEASE_S,
+            total_timeout_s=TOTAL_TIMEOUT_S,
+        )
+    )
     first = start_daemon(config).wait_started()  # migrates the fresh database alone
     workers = [first, start_daemon(config), start_daemon(config)]
     for worker in workers[1:]:
         worker.wait_started()
     store = Db(pg_url)
-    wait_until(lambda: store.count(Feed, Feed.first_success_at.is_not(None)) == FEEDS, 60,
-               "every feed polled once", workers)
+    wait_until(
+        lambda: store.count(Feed, Feed.first_success_at.is_not(None)) == FEEDS,
+        60,
+        "every feed polled once",
+        workers,
+    )
 
     # 1. while all three run: no feed is polled twice within an interval
     window_start = time.monotonic()
     time.sleep(INTERVAL_S * 3)
-    window = {path: [t for t in ts if t >= window_start]
-              for path, ts in _poll_times(server).items()}
+    window = {
+        path: [t for t in ts if t >= window_start] for path, ts in _poll_times(server).items()
+    }
     assert len(window) == FEEDS, "some feeds were not polled at all"
     counts = Counter(len(times) for times in window.values())
     for path, times in window.items():
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(gap >= INTERVAL_S * 0.5 for gap in gaps), f"{path} polled twice: {gaps}"
         # at most once per interval; at least once (fewer than 3 on a loaded 2-core machine)
         assert 1 <= len(times) <= 4, f"{path}: {len(times)} polls in 3 intervals ({counts})"
     with store.sessions() as session:
-        owners = session.execute(select(Feed.lease_owner, func.count()).group_by(
-            Feed.lease_owner)).all()
+        owners = session.execute(
+            select(Feed.lease_owner, func.count()).group_by(Feed.lease_owner)
+        ).all()
     assert owners, "no lease rows"
 
     # 2. kill -9 one worker while it holds leases; the others take its feeds within a lease
     victim = workers[0]
     victim_id = f"{socket.gethostname()}:{victim.pid}"
-    wait_until(lambda: store.count(Feed, Feed.lease_owner == victim_id) > 0, 30,
-               "the victim holding leases", workers)
+    wait_until(
+        lambda: store.count(Feed, Feed.lease_owner == victim_id) > 0,
+        30,
+        "the victim holding leases",
+        workers,
+    )
     victim.kill9()
     killed_at = time.monotonic()
-    orphans = {f.url.split(str(server.port), 1)[1] for f in store.feeds()
-               if f.lease_owner == victim_id}
+    orphans = {
+        f.url.split(str(server.port), 1)[1] for f in store.feeds() if f.lease_owner == victim_id
+    }
     survivors = workers[1:]
     # a leased feed is overdue (its outcome was never recorded): it is claimed at the first tick
     # after its lease runs out; the margin covers ticks and a loaded machine
@@ -111,21 +142,31 @@ def test_three_workers_share_feeds_and_take_over_a_dead_one(
         times = _poll_times(server)
         return all(any(t > killed_at for t in times.get(path, [])) for path in orphans)
 
-    wait_until(orphans_polled_again, deadline, f"{len(orphans)} orphaned feeds taken over",
-               survivors)
+    wait_until(
+        orphans_polled_again, deadline, f"{len(orphans)} orphaned feeds taken over", survivors
+    )
     print(f"orphans {len(orphans)} taken over after {time.monotonic() - killed_at:.1f}s")
     for survivor in survivors:
         survivor.assert_alive()
 
     # 3. every published item stored once; every on-topic item alerted once
-    expected = {i.link for items in farm.items.values() for i in items
-                if i.published <= datetime.now(UTC) - timedelta(seconds=INTERVAL_S * 2)}
-    wait_until(lambda: expected <= set(store.article_links()), 60,
-               "every published item stored", survivors)
+    expected = {
+        i.link
+        for items in farm.items.values()
+        for i in items
+        if i.published <= datetime.now(UTC) - timedelta(seconds=INTERVAL_S * 2)
+    }
+    wait_until(
+        lambda: expected <= set(store.article_links()), 60, "every published item stored", survivors
+    )
     assert store.count(Article) == len(set(store.article_links()))
     if MATCHING_BUILT and DELIVERY_BUILT:
-        wait_until(lambda: all(slack.delivered(on_topic).values()), 90,
-                   "an alert per on-topic item", survivors)
+        wait_until(
+            lambda: all(slack.delivered(on_topic).values()),
+            90,
+            "an alert per on-topic item",
+            survivors,
+        )
         time.sleep(3)
         assert slack.delivered(on_topic) == dict.fromkeys(on_topic, 1)
     for survivor in survivors:
