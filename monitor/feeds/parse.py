@@ -215,9 +215,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str = "", fetched_at: dat
     A malformed ("bozo") feed that still yields entries is used; one that yields nothing is an
     error. Entries repeating an earlier entry's key within the same document are dropped.
     """
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
+    # No content-location: feedparser would resolve guids against it and change their keys.
+    # A missing Content-Type is read as XML (the XML declaration then names the encoding).
+    headers = {"content-type": content_type or "application/xml"}
     result = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False,
                               response_headers=headers)
     feed = result.get("feed") or {}
