@@ -140,7 +140,7 @@ def store_entries(session: Session, feed_id: int, entries: Sequence[Entry], *,
     rows = [_article_row(feed_id, e, is_history=is_history, fetched_at=fetched_at) for e in fresh]
     dialect = session.get_bind().dialect.name
     insert_fn: Any = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_fn(Article).on_conflict_do_nothing(
+    statement = insert_fn(Article.__table__).on_conflict_do_nothing(
         index_elements=["feed_id", "entry_key"])
     result = session.execute(statement, rows)
     count = getattr(result, "rowcount", -1)
