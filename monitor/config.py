@@ -89,7 +89,9 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (KeyError, ValueError) as exc:
-        raise ValueError(f'unknown time zone "{name}" (use an IANA name like "Europe/Paris")') from exc
+        raise ValueError(
+            f'unknown time zone "{name}" (use an IANA name like "Europe/Paris")'
+        ) from exc
     return name
 
 

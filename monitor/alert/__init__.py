@@ -65,6 +65,8 @@ def make_channel(name: str, config: ChannelConfig) -> Channel:
         _load_all()
     factory = _REGISTRY.get(config.type)
     if factory is None:
-        raise ConfigError(f'alerts.{name}: channel type "{config.type}" is not available '
-                          f"(available: {', '.join(sorted(_REGISTRY))})")
+        raise ConfigError(
+            f'alerts.{name}: channel type "{config.type}" is not available '
+            f"(available: {', '.join(sorted(_REGISTRY))})"
+        )
     return factory(name, config)

@@ -57,27 +57,35 @@ class EmailChannel:
                 smtp.send_message(mail, to_addrs=recipients)
         except smtplib.SMTPAuthenticationError as exc:
             # kept retryable: once the password is fixed, queued alerts still go out
-            raise DeliveryError(f"auth: {self.target} refused the login: "
-                                f"{exc.smtp_code} {_text(exc.smtp_error)}") from exc
+            raise DeliveryError(
+                f"auth: {self.target} refused the login: {exc.smtp_code} {_text(exc.smtp_error)}"
+            ) from exc
         except smtplib.SMTPRecipientsRefused as exc:
-            raise PermanentDeliveryError(f"SMTP: {self.target} refused every recipient: "
-                                         f"{_refused(exc.recipients)}") from exc
+            raise PermanentDeliveryError(
+                f"SMTP: {self.target} refused every recipient: {_refused(exc.recipients)}"
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             text = f"SMTP {exc.smtp_code} from {self.target}: {_text(exc.smtp_error)}"
             if 500 <= exc.smtp_code < 600:
                 raise PermanentDeliveryError(text) from exc
             raise DeliveryError(text) from exc
         except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(f"TLS: {self.target} does not offer STARTTLS ({exc}); "
-                                'set smtp_security = "plain" or "tls"') from exc
+            raise DeliveryError(
+                f"TLS: {self.target} does not offer STARTTLS ({exc}); "
+                'set smtp_security = "plain" or "tls"'
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(netdiag.describe(exc, self.target)) from exc
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
         if cfg.smtp_security == "tls":
-            return smtplib.SMTP_SSL(cfg.smtp_host, cfg.smtp_port, timeout=cfg.timeout,
-                                    context=ssl.create_default_context())
+            return smtplib.SMTP_SSL(
+                cfg.smtp_host,
+                cfg.smtp_port,
+                timeout=cfg.timeout,
+                context=ssl.create_default_context(),
+            )
         smtp = smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.timeout)
         try:
             if cfg.smtp_security == "starttls":

@@ -38,13 +38,23 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def post_json(url: str, payload: dict[str, Any], *, key: str, timeout_s: float,
-              headers: dict[str, str] | None = None, body: bytes | None = None) -> httpx.Response:
+def post_json(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    key: str,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> httpx.Response:
     """POST ``payload`` (or the pre-serialised ``body``) with the idempotency key header."""
     data = body if body is not None else json.dumps(payload, ensure_ascii=False).encode()
-    all_headers = {"Content-Type": "application/json; charset=utf-8",
-                   "User-Agent": f"monitor/{__version__}", "Idempotency-Key": key,
-                   **(headers or {})}
+    all_headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": f"monitor/{__version__}",
+        "Idempotency-Key": key,
+        **(headers or {}),
+    }
     host = urlsplit(url).netloc or url
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False) as client:

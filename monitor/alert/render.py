@@ -23,9 +23,10 @@ def safe_url(url: str) -> str:
 
 @lru_cache(maxsize=2)
 def _environment(html: bool) -> Environment:
-    env = Environment(  # noqa: S701 - autoescape is on for HTML; the text template is plain text
+    # autoescape is on for the HTML template; the text template is plain text (not HTML)
+    env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
-        autoescape=html,
+        autoescape=html,  # noqa: S701
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
@@ -68,7 +69,10 @@ def _alert_blocks(alert: Alert) -> list[dict[str, Any]]:
         context.append(f"*Published:* {alert.published_at.strftime('%Y-%m-%d %H:%M UTC')}")
     context += [f"*Topic:* {slack_escape(alert.topic)}", f"*Score:* {alert.score:.2f}"]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_link(alert.link, title)}*"}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"*{_slack_link(alert.link, title)}*"},
+        },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": " | ".join(context)}]},
     ]
     if alert.passage:
@@ -76,8 +80,12 @@ def _alert_blocks(alert: Alert) -> list[dict[str, Any]]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"> {quoted}"}})
     if alert.also_reported_by:
         also = slack_escape(", ".join(alert.also_reported_by))
-        blocks.append({"type": "context",
-                       "elements": [{"type": "mrkdwn", "text": f"Also reported by: {also}"}]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"Also reported by: {also}"}],
+            }
+        )
     return blocks
 
 
@@ -85,8 +93,9 @@ def slack_payload(message: Message) -> dict[str, Any]:
     """An incoming-webhook body: ``text`` is the notification fallback, ``blocks`` the layout."""
     blocks: list[dict[str, Any]] = []
     if message.kind in ("health", "test"):
-        blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": slack_escape(message.notice)}})
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(message.notice)}}
+        )
     else:
         if message.kind == "digest":
             head = f"*{slack_escape(message.headline)}* for topic {slack_escape(message.topic)}"
@@ -103,10 +112,14 @@ def slack_payload(message: Message) -> dict[str, Any]:
 
 def _alert_json(alert: Alert) -> dict[str, Any]:
     return {
-        "topic": alert.topic, "title": alert.title, "link": alert.link, "source": alert.source,
+        "topic": alert.topic,
+        "title": alert.title,
+        "link": alert.link,
+        "source": alert.source,
         "score": round(alert.score, 4),
         "published_at": alert.published_at.isoformat() if alert.published_at else None,
-        "passage": alert.passage, "also_reported_by": list(alert.also_reported_by),
+        "passage": alert.passage,
+        "also_reported_by": list(alert.also_reported_by),
         "story_update": alert.is_story_update,
     }
 
@@ -114,7 +127,11 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
 def webhook_payload(message: Message, key: str) -> dict[str, Any]:
     """The JSON a generic webhook receives; ``id`` repeats the Idempotency-Key header."""
     return {
-        "id": key, "kind": message.kind, "topic": message.topic, "subject": subject(message),
-        "notice": message.notice, "alerts": [_alert_json(a) for a in message.alerts],
+        "id": key,
+        "kind": message.kind,
+        "topic": message.topic,
+        "subject": subject(message),
+        "notice": message.notice,
+        "alerts": [_alert_json(a) for a in message.alerts],
         "created_at": message.created_at.isoformat() if message.created_at else None,
     }

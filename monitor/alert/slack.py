@@ -15,5 +15,9 @@ class SlackChannel:
         self.config = config
 
     def send(self, message: Message, key: str) -> None:
-        http.post_json(self.config.url.get_secret_value(), render.slack_payload(message),
-                       key=key, timeout_s=self.config.timeout)
+        http.post_json(
+            self.config.url.get_secret_value(),
+            render.slack_payload(message),
+            key=key,
+            timeout_s=self.config.timeout,
+        )

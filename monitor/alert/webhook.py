@@ -38,5 +38,11 @@ class WebhookChannel:
         secret = self.config.secret.get_secret_value()
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
-        http.post_json(self.config.url.get_secret_value(), {}, key=key,
-                       timeout_s=self.config.timeout, headers=headers, body=body)
+        http.post_json(
+            self.config.url.get_secret_value(),
+            {},
+            key=key,
+            timeout_s=self.config.timeout,
+            headers=headers,
+            body=body,
+        )
