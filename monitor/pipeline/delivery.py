@@ -3,12 +3,14 @@
 Exactly-once story (what happens at each point a process can die)::
 
     enqueue   match + delivery rows commit together        -> no alert without its delivery
-    claim     status=sending, lease_owner, lease_until      -> committed BEFORE the network call
+    claim     lease_owner, lease_until on a batch           -> committed
+    begin     status=sending, fresh lease                   -> committed BEFORE the network call
     send      channel.send(message, idempotency_key)
     finish    attempt row + status=sent|pending|failed      -> committed right after the call
 
-- Killed before the claim commits: the row is still ``pending``; it is sent later.
-- Killed after the claim, before or during the send, or after the send but before ``finish``
+- Killed before ``begin`` commits: the row is still ``pending`` (perhaps leased: the lease
+  runs out); it is sent later, once.
+- Killed after ``begin``, during the send, or after the send but before ``finish``
   commits: the row stays ``sending`` with a lease in the past once ``database.lease`` runs out.
   The next dispatch (any worker) takes it again, records the interrupted attempt, and sends it
   again **with the same idempotency key** (``Idempotency-Key`` header for Slack and webhooks,
@@ -146,7 +148,7 @@ def _deliver(
         if row.channel in blocked:
             store.release(session, [delivery_id], worker=runtime.worker_id)
             return "skipped"
-        if not store.renew_lease(
+        if not store.begin_send(
             session, delivery_id, worker=runtime.worker_id, lease_until=_lease_until(runtime, now)
         ):
             return "skipped"  # another worker took it after our lease ran out

@@ -24,8 +24,10 @@ STATUSES = (PENDING, SENDING, SENT, FAILED, QUEUED_DIGEST, DIGESTED)
 
 
 def _claimable(now: datetime) -> object:
+    """Due and not leased, or left ``sending`` by a worker whose lease ran out."""
+    free = or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
     return or_(
-        and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == PENDING, Delivery.next_attempt_at <= now, free),
         and_(Delivery.status == SENDING, Delivery.lease_until < now),
     )
 
@@ -49,10 +51,12 @@ def claim_due(
     limit: int,
     skip_channels: Collection[str] = (),
 ) -> list[int]:
-    """Take up to ``limit`` due rows (oldest first) for ``worker``; the caller commits.
+    """Lease up to ``limit`` due rows (oldest first) to ``worker``; the caller commits.
 
-    A row still ``sending`` whose lease has expired belonged to a worker that died mid-send: it
-    is taken again (and the lost attempt recorded), to be resent with the same idempotency key.
+    Claimed rows keep their status: :func:`begin_send` marks each one ``sending`` just before
+    its network call, so after a crash only the row really in flight is ``sending``. Such a
+    row, once its lease has expired, is taken again (and the lost attempt recorded), to be
+    resent with the same idempotency key.
     """
     query = select(Delivery.id, Delivery.status, Delivery.lease_owner).where(_claimable(now))
     if skip_channels:
@@ -63,7 +67,7 @@ def claim_due(
         result = session.execute(
             update(Delivery)
             .where(Delivery.id == row_id, _claimable(now))
-            .values(status=SENDING, lease_owner=worker, lease_until=lease_until)
+            .values(lease_owner=worker, lease_until=lease_until)
         )
         if _rowcount(result) != 1:
             continue
@@ -88,14 +92,17 @@ def _rowcount(result: object) -> int:
     return result.rowcount if isinstance(result, CursorResult) else 0
 
 
-def renew_lease(session: Session, delivery_id: int, *, worker: str, lease_until: datetime) -> bool:
-    """Extend our lease just before the send; False when another worker has taken the row."""
+def begin_send(session: Session, delivery_id: int, *, worker: str, lease_until: datetime) -> bool:
+    """Mark our leased row ``sending`` with a fresh lease, to be committed before the network
+    call; False when another worker has taken the row meanwhile."""
     result = session.execute(
         update(Delivery)
         .where(
-            Delivery.id == delivery_id, Delivery.status == SENDING, Delivery.lease_owner == worker
+            Delivery.id == delivery_id,
+            Delivery.status.in_([PENDING, SENDING]),
+            Delivery.lease_owner == worker,
         )
-        .values(lease_until=lease_until)
+        .values(status=SENDING, lease_until=lease_until)
     )
     return _rowcount(result) == 1
 
@@ -108,7 +115,7 @@ def release(session: Session, delivery_ids: Sequence[int], *, worker: str) -> No
             .where(
                 Delivery.id.in_(list(delivery_ids)),
                 Delivery.lease_owner == worker,
-                Delivery.status == SENDING,
+                Delivery.status.in_([PENDING, SENDING]),
             )
             .values(status=PENDING, lease_owner=None, lease_until=None)
         )

@@ -97,27 +97,50 @@ class Env:
                 self.feeds[name] = row.id
         return self.feeds[name]
 
-    def match(self, title: str, *, topic: str = "t1", feed: str = "Feed A", link: str = "",
-              canonical: str | None = None, vector: list[float] | None = None,
-              passage: str = "the passage that matched", score: float = 0.8) -> int:
+    def match(
+        self,
+        title: str,
+        *,
+        topic: str = "t1",
+        feed: str = "Feed A",
+        link: str = "",
+        canonical: str | None = None,
+        vector: list[float] | None = None,
+        passage: str = "the passage that matched",
+        score: float = 0.8,
+    ) -> int:
         """Insert an article + match and call enqueue_alerts in one transaction, as matching does."""
         self.counter += 1
         feed_id = self.feed(feed)
         link = link or f"https://news.example/{self.counter}"
         with db.session_scope(self.runtime.sessions) as session:
             topic_id = session.scalar(select(Topic.id).where(Topic.name == topic))
-            article = Article(feed_id=feed_id, entry_key=f"e{self.counter}", link=link,
-                              canonical_link=link if canonical is None else canonical,
-                              title=title, summary="summary", published_at=self.clock())
+            article = Article(
+                feed_id=feed_id,
+                entry_key=f"e{self.counter}",
+                link=link,
+                canonical_link=link if canonical is None else canonical,
+                title=title,
+                summary="summary",
+                published_at=self.clock(),
+            )
             session.add(article)
             session.flush()
             if vector is not None:
                 raw = np.asarray(vector, dtype=np.float32)
-                session.add(Embedding(article_id=article.id, model_id="test", dim=len(raw),
-                                      vector=raw.tobytes()))
-            match = Match(article_id=article.id, topic_id=topic_id, score=score,
-                          semantic_score=score, explanation={"passage": passage},
-                          published_at=self.clock())
+                session.add(
+                    Embedding(
+                        article_id=article.id, model_id="test", dim=len(raw), vector=raw.tobytes()
+                    )
+                )
+            match = Match(
+                article_id=article.id,
+                topic_id=topic_id,
+                score=score,
+                semantic_score=score,
+                explanation={"passage": passage},
+                published_at=self.clock(),
+            )
             session.add(match)
             session.flush()
             enqueue_alerts(session, self.runtime, match, article, vector)
@@ -137,12 +160,22 @@ def make_env(tmp_path: Path, sqlite_url: str) -> Iterator[Callable[..., Env]]:
     """Build an Env from channel and topic TOML; ``db_url`` defaults to a SQLite file."""
     made: list[Env] = []
 
-    def build(channels: str, topics: str = DEFAULT_TOPICS, *, db_url: str | None = None,
-              lease: str = "2m", delivery_extra: str = "", clock: Clock | None = None) -> Env:
-        text = BASE_CONFIG.format(db_url=db_url or sqlite_url, lease=lease,
-                                  delivery_extra=textwrap.dedent(delivery_extra),
-                                  channels=textwrap.dedent(channels),
-                                  topics=textwrap.dedent(topics))
+    def build(
+        channels: str,
+        topics: str = DEFAULT_TOPICS,
+        *,
+        db_url: str | None = None,
+        lease: str = "2m",
+        delivery_extra: str = "",
+        clock: Clock | None = None,
+    ) -> Env:
+        text = BASE_CONFIG.format(
+            db_url=db_url or sqlite_url,
+            lease=lease,
+            delivery_extra=textwrap.dedent(delivery_extra),
+            channels=textwrap.dedent(channels),
+            topics=textwrap.dedent(topics),
+        )
         path = tmp_path / "config.toml"
         path.write_text(text, encoding="utf-8")
         runtime = open_runtime(load_config(path))

@@ -38,10 +38,14 @@ recipients = ["analyst@example.org", "boss@example.org"]
 
 
 def test_email_has_headers_both_parts_and_escapes_hostile_titles(
-        make_env: Callable[..., Env], smtp_server: SmtpServer) -> None:
+    make_env: Callable[..., Env], smtp_server: SmtpServer
+) -> None:
     env = make_env(email_channel(smtp_server.port), TOPICS)
-    match_id = env.match('<script>alert("pwned")</script> Kim & Putin meet',
-                         link="https://news.example/kim?a=1&b=2", passage="arms <deal>")
+    match_id = env.match(
+        '<script>alert("pwned")</script> Kim & Putin meet',
+        link="https://news.example/kim?a=1&b=2",
+        passage="arms <deal>",
+    )
     assert dispatch_due(env.runtime).sent == 1
     [mail] = smtp_server.handler.messages
     assert mail["Subject"] == '[t1] <script>alert("pwned")</script> Kim & Putin meet'
@@ -58,19 +62,23 @@ def test_email_has_headers_both_parts_and_escapes_hostile_titles(
     assert "arms &lt;deal&gt;" in html
 
 
-def test_per_topic_recipients_override_the_channel(make_env: Callable[..., Env],
-                                                   smtp_server: SmtpServer) -> None:
+def test_per_topic_recipients_override_the_channel(
+    make_env: Callable[..., Env], smtp_server: SmtpServer
+) -> None:
     env = make_env(email_channel(smtp_server.port), TOPICS)
     env.match("for the default desk", topic="t1")
     env.match("for the analysts", topic="t2")
     assert dispatch_due(env.runtime).sent == 2
     assert [rcpts for _, rcpts in smtp_server.handler.envelopes] == [
-        ["desk@example.org"], ["analyst@example.org", "boss@example.org"]]
+        ["desk@example.org"],
+        ["analyst@example.org", "boss@example.org"],
+    ]
     assert smtp_server.handler.messages[1]["Subject"] == "[t2] for the analysts"
 
 
 def test_smtp_down_for_a_while_then_up_every_alert_arrives_once(
-        make_env: Callable[..., Env], smtp_server: SmtpServer) -> None:
+    make_env: Callable[..., Env], smtp_server: SmtpServer
+) -> None:
     env = make_env(email_channel(smtp_server.port), TOPICS)
     smtp_server.stop()
     ids = [env.match(f"alert {i}") for i in range(4)]

@@ -28,7 +28,7 @@ def channels(server: LocalServer, **extra: str) -> str:
     return f"""
     [alerts.hook]
     type = "webhook"
-    url = "{server.url('/hook')}"
+    url = "{server.url("/hook")}"
     timeout = "2s"
     {lines}
     """
@@ -55,9 +55,9 @@ def unit(*head: float) -> list[float]:
     return [v / norm for v in vec]
 
 
-def test_same_canonical_link_is_one_story_and_one_alert(make_env: Callable[..., Env],
-                                                        receiver: LocalServer,
-                                                        db_url: str) -> None:
+def test_same_canonical_link_is_one_story_and_one_alert(
+    make_env: Callable[..., Env], receiver: LocalServer, db_url: str
+) -> None:
     env = make_env(channels(receiver), topic(), db_url=db_url)
     first = env.match("Kim meets Putin", feed="Wire A", canonical="https://x.example/summit")
     env.clock.advance(hours=1)
@@ -72,8 +72,9 @@ def test_same_canonical_link_is_one_story_and_one_alert(make_env: Callable[..., 
     assert dispatch_due(env.runtime).sent == 1
 
 
-def test_similar_embeddings_within_the_window_form_a_story(make_env: Callable[..., Env],
-                                                           receiver: LocalServer) -> None:
+def test_similar_embeddings_within_the_window_form_a_story(
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
     env = make_env(channels(receiver), topic())
     env.match("summit", vector=unit(1, 0.1))
     env.match("summit again", vector=unit(1, 0.2))  # cosine 0.995: same story
@@ -87,8 +88,9 @@ def test_similar_embeddings_within_the_window_form_a_story(make_env: Callable[..
     assert len(env.deliveries()) == 3
 
 
-def test_realert_on_story_update_says_who_else_reported_it(make_env: Callable[..., Env],
-                                                           receiver: LocalServer) -> None:
+def test_realert_on_story_update_says_who_else_reported_it(
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
     env = make_env(channels(receiver), topic(realert_on_story_update=True))
     env.match("first", feed="Wire A", canonical="https://x.example/s")
     env.match("second", feed="Wire B", canonical="https://x.example/s")
@@ -98,9 +100,11 @@ def test_realert_on_story_update_says_who_else_reported_it(make_env: Callable[..
 
 
 def test_hourly_digest_collects_alerts_until_the_top_of_the_hour(
-        make_env: Callable[..., Env], receiver: LocalServer, db_url: str) -> None:
-    env = make_env(channels(receiver, mode="digest", digest_schedule="hourly"), topic(),
-                   db_url=db_url)
+    make_env: Callable[..., Env], receiver: LocalServer, db_url: str
+) -> None:
+    env = make_env(
+        channels(receiver, mode="digest", digest_schedule="hourly"), topic(), db_url=db_url
+    )
     env.clock.set(datetime(2026, 11, 2, 9, 10, tzinfo=UTC))
     for i in range(3):
         env.match(f"item {i}", feed=f"Wire {i}")
@@ -121,10 +125,13 @@ def test_hourly_digest_collects_alerts_until_the_top_of_the_hour(
     assert [d["alerts"][0]["title"] for d in bodies(receiver)][1] == "late item"  # type: ignore[index]
 
 
-def test_daily_digest_runs_at_local_time(make_env: Callable[..., Env],
-                                         receiver: LocalServer) -> None:
-    env = make_env(channels(receiver, mode="digest", digest_schedule="daily 07:00",
-                            timezone="Asia/Jakarta"), topic())
+def test_daily_digest_runs_at_local_time(
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
+    env = make_env(
+        channels(receiver, mode="digest", digest_schedule="daily 07:00", timezone="Asia/Jakarta"),
+        topic(),
+    )
     env.clock.set(datetime(2026, 11, 2, 10, 0, tzinfo=UTC))  # 17:00 in Jakarta
     env.match("evening news", canonical="https://x.example/a", feed="Wire A")
     env.clock.set(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
@@ -138,8 +145,9 @@ def test_daily_digest_runs_at_local_time(make_env: Callable[..., Env],
     assert alert["title"] == "evening news" and alert["also_reported_by"] == ["Wire B"]
 
 
-def test_budget_sends_the_rest_to_the_next_digest(make_env: Callable[..., Env],
-                                                  receiver: LocalServer) -> None:
+def test_budget_sends_the_rest_to_the_next_digest(
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
     env = make_env(channels(receiver), topic(alert_budget_per_hour=2))
     env.clock.set(datetime(2026, 11, 2, 9, 20, tzinfo=UTC))
     for i in range(5):
@@ -155,8 +163,9 @@ def test_budget_sends_the_rest_to_the_next_digest(make_env: Callable[..., Env],
     assert env.deliveries()[-1].status == "pending"
 
 
-def test_quiet_hours_hold_delivery_not_matching(make_env: Callable[..., Env],
-                                                receiver: LocalServer) -> None:
+def test_quiet_hours_hold_delivery_not_matching(
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
     env = make_env(channels(receiver, quiet_hours="22:00-07:00", timezone="UTC"), topic())
     env.clock.set(datetime(2026, 11, 2, 23, 0, tzinfo=UTC))
     env.match("night news")
@@ -169,11 +178,16 @@ def test_quiet_hours_hold_delivery_not_matching(make_env: Callable[..., Env],
 
 
 def test_feed_health_alerts_once_when_failing_and_once_on_recovery(
-        make_env: Callable[..., Env], receiver: LocalServer) -> None:
-    env = make_env(channels(receiver), topic(), delivery_extra="""
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
+    env = make_env(
+        channels(receiver),
+        topic(),
+        delivery_extra="""
     health_channel = "hook"
     health_after = "6h"
-    """)
+    """,
+    )
     feed_id = env.feed("Flaky")
     with db.session_scope(env.runtime.sessions) as session:
         feed = session.get(Feed, feed_id)

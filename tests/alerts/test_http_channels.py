@@ -31,13 +31,13 @@ def hook_channels(server: LocalServer, timeout: str = "2s") -> str:
     return f"""
     [alerts.hook]
     type = "webhook"
-    url = "{server.url('/hook')}"
+    url = "{server.url("/hook")}"
     secret = "s3cret"
     timeout = "{timeout}"
 
     [alerts.slack]
     type = "slack"
-    url = "{server.url('/slack')}"
+    url = "{server.url("/slack")}"
     timeout = "{timeout}"
     """
 
@@ -52,8 +52,9 @@ def sequence(statuses: list[Reply]) -> Callable[[Recorded], Reply]:
     return lambda _req: replies.pop(0) if replies else Reply(status=200, body=b"ok")
 
 
-def test_webhook_posts_signed_json_with_idempotency_key(make_env: Callable[..., Env],
-                                                        receiver: LocalServer) -> None:
+def test_webhook_posts_signed_json_with_idempotency_key(
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
     env = make_env(hook_channels(receiver))
     first = env.match("Kim meets Putin", feed="Wire")
     second = env.match("Second story")
@@ -72,10 +73,12 @@ def test_webhook_posts_signed_json_with_idempotency_key(make_env: Callable[..., 
     assert {d.status for d in env.deliveries()} == {"sent"}
 
 
-def test_500_is_retried_with_backoff_and_order_is_kept(make_env: Callable[..., Env],
-                                                       receiver: LocalServer) -> None:
-    receiver.route("/hook", sequence([Reply(status=500, body=b"boom"),
-                                      Reply(status=502, body=b"bad gateway")]))
+def test_500_is_retried_with_backoff_and_order_is_kept(
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
+    receiver.route(
+        "/hook", sequence([Reply(status=500, body=b"boom"), Reply(status=502, body=b"bad gateway")])
+    )
     env = make_env(hook_channels(receiver))
     ids = [env.match(f"alert {i}") for i in range(3)]
     report = dispatch_due(env.runtime)
@@ -93,22 +96,29 @@ def test_500_is_retried_with_backoff_and_order_is_kept(make_env: Callable[..., E
     expected = [f"match-{i}-hook" for i in ids]
     assert received == [expected[0], expected[0], expected[0], expected[1], expected[2]]
     with db.session_scope(env.runtime.sessions) as session:
-        attempts = session.scalars(select(DeliveryAttempt).where(
-            DeliveryAttempt.delivery_id == head.id).order_by(DeliveryAttempt.id)).all()
+        attempts = session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == head.id)
+            .order_by(DeliveryAttempt.id)
+        ).all()
         assert [a.ok for a in attempts] == [False, False, True]
         assert "HTTP 502" in attempts[1].error
 
 
-def test_429_retry_after_is_honoured(make_env: Callable[..., Env],
-                                     receiver: LocalServer) -> None:
-    receiver.route("/slack", sequence([Reply(status=429, body=b"rate_limited",
-                                             headers={"Retry-After": "600"})]))
-    env = make_env(hook_channels(receiver), topics="""
+def test_429_retry_after_is_honoured(make_env: Callable[..., Env], receiver: LocalServer) -> None:
+    receiver.route(
+        "/slack",
+        sequence([Reply(status=429, body=b"rate_limited", headers={"Retry-After": "600"})]),
+    )
+    env = make_env(
+        hook_channels(receiver),
+        topics="""
     [[topics]]
     name = "t1"
     descriptions = ["x"]
     channels = ["slack"]
-    """)
+    """,
+    )
     env.match("rate limited")
     assert dispatch_due(env.runtime).retried == 1
     env.clock.advance(seconds=590)  # past retry_cap (2m) but before Retry-After
@@ -119,7 +129,8 @@ def test_429_retry_after_is_honoured(make_env: Callable[..., Env],
 
 
 def test_hanging_server_times_out_and_receiver_dedupes_by_key(
-        make_env: Callable[..., Env], receiver: LocalServer) -> None:
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
     receiver.route("/hook", sequence([Reply(status=200, body=b"late", delay_s=2.5)]))
     env = make_env(hook_channels(receiver, timeout="0.5s"))
     match_id = env.match("slow receiver")
@@ -135,19 +146,23 @@ def test_hanging_server_times_out_and_receiver_dedupes_by_key(
 
 
 def test_slack_block_kit_and_permanent_400_fails_loudly(
-        make_env: Callable[..., Env], receiver: LocalServer,
-        caplog: pytest.LogCaptureFixture) -> None:
-    env = make_env(hook_channels(receiver), topics="""
+    make_env: Callable[..., Env], receiver: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = make_env(
+        hook_channels(receiver),
+        topics="""
     [[topics]]
     name = "t1"
     descriptions = ["x"]
     channels = ["slack"]
-    """)
+    """,
+    )
     env.match("<b>Kim</b> & Putin", link="https://news.example/kim")
     assert dispatch_due(env.runtime).sent == 1
     payload = json.loads(receiver.requests_to("/slack")[0].body)
     assert payload["blocks"][0]["text"]["text"] == (
-        "*<https://news.example/kim|&lt;b&gt;Kim&lt;/b&gt; &amp; Putin>*")
+        "*<https://news.example/kim|&lt;b&gt;Kim&lt;/b&gt; &amp; Putin>*"
+    )
     context = payload["blocks"][1]["elements"][0]["text"]
     assert "*Source:* Feed A" in context and "*Topic:* t1" in context
     assert "*Score:* 0.80" in context and "*Published:*" in context
@@ -164,8 +179,9 @@ def test_slack_block_kit_and_permanent_400_fails_loudly(
     assert any("GIVING UP" in r.getMessage().upper() for r in caplog.records)
 
 
-def test_gives_up_after_the_configured_time(make_env: Callable[..., Env],
-                                            receiver: LocalServer) -> None:
+def test_gives_up_after_the_configured_time(
+    make_env: Callable[..., Env], receiver: LocalServer
+) -> None:
     receiver.route("/hook", Reply(status=503, body=b"down"))
     env = make_env(hook_channels(receiver))
     env.match("never delivered")

@@ -13,10 +13,16 @@ from monitor.alert.schedule import digest_slot, quiet_until
 from monitor.config import ChannelConfig
 from monitor.pipeline.delivery import retry_delay
 
-HOSTILE = Alert(topic="t1", title='<script>alert("x")</script> & <b>bold</b>',
-                link="javascript:alert(1)", source="Evil <Feed>", score=0.75,
-                published_at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
-                passage="<img src=x onerror=alert(1)>", also_reported_by=("A & B",))
+HOSTILE = Alert(
+    topic="t1",
+    title='<script>alert("x")</script> & <b>bold</b>',
+    link="javascript:alert(1)",
+    source="Evil <Feed>",
+    score=0.75,
+    published_at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+    passage="<img src=x onerror=alert(1)>",
+    also_reported_by=("A & B",),
+)
 
 
 def test_every_channel_type_is_registered() -> None:
@@ -31,8 +37,9 @@ def test_html_escapes_hostile_content_and_drops_script_links() -> None:
 
 
 def test_subject_is_topic_and_title_on_one_line() -> None:
-    alert = Alert(topic="t1", title="Line one\r\nBcc: victim@example.org", link="", source="",
-                  score=0.5)
+    alert = Alert(
+        topic="t1", title="Line one\r\nBcc: victim@example.org", link="", source="", score=0.5
+    )
     subject = render.subject(Message(kind="alert", topic="t1", alerts=(alert,)))
     assert subject == "[t1] Line one Bcc: victim@example.org"
 
@@ -49,8 +56,9 @@ def test_slack_text_is_escaped_and_link_is_not_clickable_script() -> None:
 
 
 @pytest.mark.parametrize(("attempts", "low", "high"), [(1, 5, 10), (2, 10, 20), (10, 60, 120)])
-def test_retry_delay_doubles_with_jitter_up_to_the_cap(attempts: int, low: float,
-                                                       high: float) -> None:
+def test_retry_delay_doubles_with_jitter_up_to_the_cap(
+    attempts: int, low: float, high: float
+) -> None:
     delays = [retry_delay(attempts, 10, 120) for _ in range(200)]
     assert all(low <= d <= high for d in delays)
     assert len(set(delays)) > 1  # jittered
@@ -66,8 +74,9 @@ def test_digest_slots_in_the_channel_time_zone() -> None:
     # India is UTC+05:30: its hours start at :30 UTC
     assert digest_slot(now, "hourly", "Asia/Kolkata") == now
     # 07:00 in Jakarta (UTC+7) is 00:00 UTC; at 06:30 local the latest slot is yesterday's
-    assert digest_slot(now, "daily 07:00", "Asia/Jakarta") == datetime(2026, 11, 2, 0, 0,
-                                                                      tzinfo=UTC)
+    assert digest_slot(now, "daily 07:00", "Asia/Jakarta") == datetime(
+        2026, 11, 2, 0, 0, tzinfo=UTC
+    )
 
 
 def test_quiet_hours_wrap_midnight() -> None:
@@ -79,8 +88,10 @@ def test_quiet_hours_wrap_midnight() -> None:
     assert quiet_until(late, "", "UTC") is None
 
 
-@pytest.mark.parametrize(("field", "value"), [("digest_schedule", "weekly"),
-                                              ("quiet_hours", "late"), ("timezone", "Mars/Base")])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("digest_schedule", "weekly"), ("quiet_hours", "late"), ("timezone", "Mars/Base")],
+)
 def test_bad_schedule_settings_are_rejected_at_load(field: str, value: str) -> None:
     with pytest.raises(ValueError, match=field):
         ChannelConfig(**{field: value})
