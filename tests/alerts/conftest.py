@@ -109,7 +109,7 @@ class Env:
         passage: str = "the passage that matched",
         score: float = 0.8,
     ) -> int:
-        """Insert an article + match and call enqueue_alerts in one transaction, as matching does."""
+        """Insert an article + match and call enqueue_alerts in one transaction (as matching)."""
         self.counter += 1
         feed_id = self.feed(feed)
         link = link or f"https://news.example/{self.counter}"
@@ -200,7 +200,7 @@ class RecordingHandler:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         with self.lock:
             self.messages.append(parsed)  # type: ignore[arg-type]

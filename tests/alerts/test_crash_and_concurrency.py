@@ -97,7 +97,8 @@ def test_sigkill_mid_send_then_restart_delivers_each_alert_exactly_once(
         stall.release.set()
     assert first.returncode == -signal.SIGKILL
     statuses = Counter(d.status for d in env.deliveries())
-    assert statuses["sending"] >= 1 and statuses["sent"] == KILL_AT - 1
+    assert statuses["sending"] >= 1
+    assert statuses["sent"] == KILL_AT - 1
 
     time.sleep(1.2)  # let the dead worker's 1 s lease run out (what a restart after a crash sees)
     second = subprocess.run(
@@ -119,7 +120,8 @@ def test_sigkill_mid_send_then_restart_delivers_each_alert_exactly_once(
     assert {d.status for d in env.deliveries()} == {"sent"}
     with db.session_scope(env.runtime.sessions) as session:
         errors = session.scalars(select(DeliveryAttempt.error).where(~DeliveryAttempt.ok)).all()
-    assert len(errors) == 1 and errors[0].startswith("interrupted")
+    assert len(errors) == 1
+    assert errors[0].startswith("interrupted")
 
 
 def test_concurrent_dispatchers_on_postgresql_never_send_twice(
@@ -141,5 +143,6 @@ def test_concurrent_dispatchers_on_postgresql_never_send_twice(
     for thread in threads:
         thread.join(60)
     received = Counter(r.header("Idempotency-Key") for r in receiver.requests_to("/hook"))
-    assert set(received) == expected and set(received.values()) == {1}
+    assert set(received) == expected
+    assert set(received.values()) == {1}
     assert sum(r.sent for r in reports) == 40

@@ -49,13 +49,15 @@ def test_email_has_headers_both_parts_and_escapes_hostile_titles(
     assert dispatch_due(env.runtime).sent == 1
     [mail] = smtp_server.handler.messages
     assert mail["Subject"] == '[t1] <script>alert("pwned")</script> Kim & Putin meet'
-    assert mail["From"] == "monitor@example.org" and mail["To"] == "desk@example.org"
+    assert mail["From"] == "monitor@example.org"
+    assert mail["To"] == "desk@example.org"
     assert mail["Message-ID"] == message_id(f"match-{match_id}-mail")
     assert mail.get_content_type() == "multipart/alternative"
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert '<script>alert("pwned")</script> Kim & Putin meet' in text
-    assert "https://news.example/kim?a=1&b=2" in text and "Topic: t1" in text
+    assert "https://news.example/kim?a=1&b=2" in text
+    assert "Topic: t1" in text
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt; Kim &amp; Putin meet" in html
     assert 'href="https://news.example/kim?a=1&amp;b=2"' in html
@@ -83,7 +85,8 @@ def test_smtp_down_for_a_while_then_up_every_alert_arrives_once(
     smtp_server.stop()
     ids = [env.match(f"alert {i}") for i in range(4)]
     report = dispatch_due(env.runtime)
-    assert report.retried == 1 and report.sent == 0
+    assert report.retried == 1
+    assert report.sent == 0
     assert "TCP: connection refused" in env.deliveries()[0].last_error
     env.clock.advance(minutes=3)
     assert dispatch_due(env.runtime).retried == 1  # still down

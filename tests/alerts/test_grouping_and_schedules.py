@@ -64,11 +64,14 @@ def test_same_canonical_link_is_one_story_and_one_alert(
     second = env.match("Kim and Putin meet", feed="Wire B", canonical="https://x.example/summit")
     m1, m2 = env.matches()
     assert (m1.id, m2.id) == (first, second)
-    assert m1.story_id == m2.story_id and m1.alerted and not m2.alerted
+    assert m1.story_id == m2.story_id
+    assert m1.alerted
+    assert not m2.alerted
     assert [d.match_id for d in env.deliveries()] == [first]
     with db.session_scope(env.runtime.sessions) as session:
         story = session.get(Story, m1.story_id)
-        assert story is not None and story.article_count == 2
+        assert story is not None
+        assert story.article_count == 2
     assert dispatch_due(env.runtime).sent == 1
 
 
@@ -96,7 +99,8 @@ def test_realert_on_story_update_says_who_else_reported_it(
     env.match("second", feed="Wire B", canonical="https://x.example/s")
     assert dispatch_due(env.runtime).sent == 2
     update = bodies(receiver)[1]["alerts"][0]  # type: ignore[index]
-    assert update["story_update"] is True and update["also_reported_by"] == ["Wire A"]
+    assert update["story_update"] is True
+    assert update["also_reported_by"] == ["Wire A"]
 
 
 def test_hourly_digest_collects_alerts_until_the_top_of_the_hour(
@@ -114,7 +118,8 @@ def test_hourly_digest_collects_alerts_until_the_top_of_the_hour(
     report = dispatch_due(env.runtime)
     assert (report.digests, report.sent) == (1, 1)
     [digest] = bodies(receiver)
-    assert digest["kind"] == "digest" and digest["subject"] == "[t1] 3 new articles"
+    assert digest["kind"] == "digest"
+    assert digest["subject"] == "[t1] 3 new articles"
     assert [a["title"] for a in digest["alerts"]] == ["item 0", "item 1", "item 2"]  # type: ignore[attr-defined]
     env.clock.set(datetime(2026, 11, 2, 10, 5, tzinfo=UTC))
     env.match("late item")
@@ -142,7 +147,8 @@ def test_daily_digest_runs_at_local_time(
     assert dispatch_due(env.runtime).sent == 1
     [digest] = bodies(receiver)
     [alert] = digest["alerts"]  # type: ignore[misc]
-    assert alert["title"] == "evening news" and alert["also_reported_by"] == ["Wire B"]
+    assert alert["title"] == "evening news"
+    assert alert["also_reported_by"] == ["Wire B"]
 
 
 def test_budget_sends_the_rest_to_the_next_digest(
@@ -157,7 +163,8 @@ def test_budget_sends_the_rest_to_the_next_digest(
     env.clock.set(datetime(2026, 11, 2, 10, 0, tzinfo=UTC))
     assert dispatch_due(env.runtime).sent == 1
     last = bodies(receiver)[-1]
-    assert last["kind"] == "digest" and len(last["alerts"]) == 3  # type: ignore[arg-type]
+    assert last["kind"] == "digest"
+    assert len(last["alerts"]) == 3
     env.clock.set(datetime(2026, 11, 2, 10, 25, tzinfo=UTC))  # a new hour of budget
     env.match("fresh")
     assert env.deliveries()[-1].status == "pending"
@@ -205,5 +212,6 @@ def test_feed_health_alerts_once_when_failing_and_once_on_recovery(
     assert dispatch_due(env.runtime).sent == 1
     assert dispatch_due(env.runtime).sent == 0
     notices = [b["notice"] for b in bodies(receiver)]
-    assert "Feed failing for 7.0 h: Flaky" in notices[0] and "HTTP 503" in notices[0]
+    assert "Feed failing for 7.0 h: Flaky" in notices[0]
+    assert "HTTP 503" in notices[0]
     assert notices[1].startswith("Feed recovered: Flaky")  # type: ignore[union-attr]

@@ -63,7 +63,8 @@ def test_webhook_posts_signed_json_with_idempotency_key(
     requests = receiver.requests_to("/hook")
     assert keys(requests) == [f"match-{first}-hook", f"match-{second}-hook"]
     body = json.loads(requests[0].body)
-    assert body["id"] == f"match-{first}-hook" and body["kind"] == "alert"
+    assert body["id"] == f"match-{first}-hook"
+    assert body["kind"] == "alert"
     assert body["alerts"][0]["title"] == "Kim meets Putin"
     assert body["alerts"][0]["source"] == "Wire"
     assert body["alerts"][0]["passage"] == "the passage that matched"
@@ -86,7 +87,9 @@ def test_500_is_retried_with_backoff_and_order_is_kept(
     assert (report.sent, report.retried) == (0, 1)
     assert len(receiver.requests_to("/hook")) == 1
     head = env.deliveries()[0]
-    assert head.status == "pending" and "HTTP 500" in head.last_error and "boom" in head.last_error
+    assert head.status == "pending"
+    assert "HTTP 500" in head.last_error
+    assert "boom" in head.last_error
     assert dispatch_due(env.runtime).sent == 0  # not due yet: backoff holds it
     env.clock.advance(minutes=3)
     assert dispatch_due(env.runtime).retried == 1
@@ -164,8 +167,10 @@ def test_slack_block_kit_and_permanent_400_fails_loudly(
         "*<https://news.example/kim|&lt;b&gt;Kim&lt;/b&gt; &amp; Putin>*"
     )
     context = payload["blocks"][1]["elements"][0]["text"]
-    assert "*Source:* Feed A" in context and "*Topic:* t1" in context
-    assert "*Score:* 0.80" in context and "*Published:*" in context
+    assert "*Source:* Feed A" in context
+    assert "*Topic:* t1" in context
+    assert "*Score:* 0.80" in context
+    assert "*Published:*" in context
     assert payload["blocks"][2]["text"]["text"] == "> the passage that matched"
 
     receiver.route("/slack", Reply(status=400, body=b"invalid_blocks"))
@@ -174,7 +179,8 @@ def test_slack_block_kit_and_permanent_400_fails_loudly(
         report = dispatch_due(env.runtime)
     assert report.failed == 1
     failed = env.deliveries()[-1]
-    assert failed.status == "failed" and "HTTP 400" in failed.last_error
+    assert failed.status == "failed"
+    assert "HTTP 400" in failed.last_error
     assert "invalid_blocks" in failed.last_error
     assert any("GIVING UP" in r.getMessage().upper() for r in caplog.records)
 
