@@ -88,7 +88,17 @@ def dispatch_due(runtime: Runtime) -> DispatchReport:
             if runtime.stop.is_set():
                 _release(runtime, claimed[index:])
                 return report
-            outcome = _deliver(runtime, delivery_id, channels, blocked)
+            try:
+                outcome = _deliver(runtime, delivery_id, channels, blocked)
+            except SQLAlchemyError as exc:  # database trouble: the lease expires, row is retried
+                event(
+                    log,
+                    logging.ERROR,
+                    "delivery bookkeeping failed",
+                    delivery_id=delivery_id,
+                    error=str(exc),
+                )
+                return report
             if outcome == "sent":
                 report.sent += 1
             elif outcome == "failed":
@@ -153,16 +163,17 @@ def _deliver(
         ):
             return "skipped"  # another worker took it after our lease ran out
         key, channel_name, created_at = row.idempotency_key, row.channel, row.created_at
+        message: Message | None = None
+        channel: Channel | None = None
+        error: DeliveryError | None = None
         try:
             message = build_message(session, runtime.config, row)
             channel = _channel(runtime, channel_name, channels)
-        except MonitorError as exc:
-            message, channel, problem = None, None, exc
+        except MonitorError as exc:  # e.g. the match was deleted, the channel removed
+            error = PermanentDeliveryError(str(exc))
     # the "sending" state and the renewed lease are committed before the network call
     started = time.monotonic()
-    if message is None or channel is None:
-        error: DeliveryError = PermanentDeliveryError(str(problem))
-    else:
+    if message is not None and channel is not None:
         error = _send(channel, message, key)
     return _finish(runtime, delivery_id, channel_name, key, created_at, started, error, blocked)
 
@@ -281,10 +292,10 @@ def build_message(session: Session, config: Config, row: Delivery) -> Message:
     """Turn an outbox row into the plain Message a channel sends (rendered at send time, so a
     digest shows every outlet that reported the story by then)."""
     payload = row.payload or {}
-    if row.kind in ("health", "test"):
+    if row.kind == "health" or row.kind == "test":
         return Message(
-            kind=row.kind,
-            topic=payload.get("topic", ""),  # type: ignore[arg-type]
+            kind="health" if row.kind == "health" else "test",
+            topic=payload.get("topic", ""),
             notice=payload.get("notice", ""),
             created_at=row.created_at,
         )

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ QUEUED_DIGEST, DIGESTED = "queued_digest", "digested"
 STATUSES = (PENDING, SENDING, SENT, FAILED, QUEUED_DIGEST, DIGESTED)
 
 
-def _claimable(now: datetime) -> object:
+def _claimable(now: datetime) -> ColumnElement[bool]:
     """Due and not leased, or left ``sending`` by a worker whose lease ran out."""
     free = or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
     return or_(
@@ -189,7 +189,7 @@ def story_members(
         .where(Match.topic_id == topic_id, Story.last_seen_at >= since, Match.id != exclude_match)
         .order_by(Match.id)
     )
-    return [StoryMember(m, s, a, link or "") for m, s, a, link in rows]
+    return [StoryMember(m, s, a, link or "") for m, s, a, link in rows if s is not None]
 
 
 def embeddings_of(session: Session, article_ids: Collection[int]) -> dict[int, tuple[int, bytes]]:
