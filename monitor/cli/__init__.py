@@ -63,6 +63,7 @@ COMMAND_MODULES = (
     "feeds_cmd",
     "topics_cmd",
     "matching_cmd",
+    "alerts_cmd",
     "health_cmd",
 )
 
