@@ -49,9 +49,9 @@ def root(
 
 
 def _register() -> None:
-    from monitor.cli import config_cmd, db_cmd, feeds_cmd, run_cmd, topics_cmd
+    from monitor.cli import config_cmd, db_cmd, demo_cmd, feeds_cmd, query_cmd, run_cmd, topics_cmd
 
-    for module in (run_cmd, config_cmd, db_cmd, feeds_cmd, topics_cmd):
+    for module in (run_cmd, config_cmd, db_cmd, feeds_cmd, topics_cmd, query_cmd, demo_cmd):
         module.register(app)
 
 
