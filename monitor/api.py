@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 import jinja2
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
@@ -44,6 +46,15 @@ COOKIE = "monitor_token"
 
 class FeedbackIn(BaseModel):
     relevant: bool
+
+
+def _db_session(request: Request) -> Iterator[Any]:
+    """One transaction per request, committed when the handler returns."""
+    with db.session_scope(request.app.state.runtime.sessions) as session:
+        yield session
+
+
+DbSession = Annotated[Any, Depends(_db_session)]
 
 
 def is_loopback(host: str) -> bool:
@@ -88,12 +99,8 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
             raise HTTPException(401, "missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    def session() -> Iterator[Any]:
-        with db.session_scope(runtime.sessions) as s:
-            yield s
-
+    app.state.runtime = runtime
     auth = [Depends(authorize)]
-    Session = Annotated[Any, Depends(session)]
 
     @app.exception_handler(NotFoundError)
     def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
@@ -105,7 +112,7 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
 
     @app.get("/api/matches", dependencies=auth, summary="Matches, newest first (keyset pages)")
     def api_matches(
-        s: Session, topic: str | None = None, since: str | None = None,
+        s: DbSession, topic: str | None = None, since: str | None = None,
         until: str | None = None, min_score: float | None = None, feed: str | None = None,
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50, cursor: str | None = None,
     ) -> dict[str, Any]:
@@ -131,20 +138,20 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         return {"items": items}
 
     @app.get("/api/articles/{article_id}", dependencies=auth, summary="One article in detail")
-    def api_article(article_id: int, s: Session) -> dict[str, Any]:
+    def api_article(article_id: int, s: DbSession) -> dict[str, Any]:
         return search.article_detail(s, article_id)
 
     @app.get("/api/feeds", dependencies=auth, summary="Feeds and their health")
-    def api_feeds(s: Session) -> dict[str, Any]:
+    def api_feeds(s: DbSession) -> dict[str, Any]:
         return {"items": search.list_feed_health(s)}
 
     @app.get("/api/topics", dependencies=auth, summary="Topics and their match counts")
-    def api_topics(s: Session) -> dict[str, Any]:
+    def api_topics(s: DbSession) -> dict[str, Any]:
         return {"items": search.list_topics(s)}
 
     @app.post("/api/matches/{match_id}/feedback", dependencies=auth,
               summary="Judge a match relevant or not")
-    def api_feedback(match_id: int, body: FeedbackIn, s: Session) -> dict[str, Any]:
+    def api_feedback(match_id: int, body: FeedbackIn, s: DbSession) -> dict[str, Any]:
         return search.record_feedback(s, match_id, body.relevant)
 
     @app.get("/healthz", summary="200 when the scheduler ticked recently and the DB answers")
@@ -159,7 +166,7 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(request: Request, s: Session, q: str = "") -> Response:
+    def page(request: Request, s: DbSession, q: str = "") -> Response:
         if secret:
             try:
                 authorize(request)
@@ -172,9 +179,14 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         return HTMLResponse(html)
 
     @app.post("/feedback/{match_id}", dependencies=auth, include_in_schema=False)
-    def page_feedback(match_id: int, s: Session,
-                      relevant: Annotated[str, Form()] = "1") -> RedirectResponse:
-        search.record_feedback(s, match_id, relevant in ("1", "true", "yes"))
+    async def page_feedback(match_id: int, request: Request) -> RedirectResponse:
+        relevant = (await _form(request)).get("relevant", "1") in ("1", "true", "yes")
+
+        def write() -> None:
+            with db.session_scope(runtime.sessions) as s:
+                search.record_feedback(s, match_id, relevant)
+
+        await run_in_threadpool(write)
         return RedirectResponse(f"/#m{match_id}", status_code=303)
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
@@ -182,7 +194,8 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         return HTMLResponse(env.get_template("login.html.j2").render(error=False))
 
     @app.post("/login", include_in_schema=False)
-    def login(token_in: Annotated[str, Form(alias="token")]) -> Response:
+    async def login(request: Request) -> Response:
+        token_in = (await _form(request)).get("token", "")
         if not secret or not hmac.compare_digest(token_in.encode(), secret.encode()):
             return HTMLResponse(env.get_template("login.html.j2").render(error=True), 401)
         response = RedirectResponse("/", status_code=303)
@@ -190,6 +203,12 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         return response
 
     return app
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form body (the page's only forms), without python-multipart."""
+    body = (await request.body())[:65536].decode("utf-8", "replace")
+    return {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
 def _topics_with_matches(s: Any, per_topic: int = 10) -> list[dict[str, Any]]:
