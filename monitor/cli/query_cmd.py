@@ -116,7 +116,7 @@ def render_detail(detail: dict[str, Any]) -> list[str]:
         f"  link:      {detail['link'] or '-'}",
     ]
     if detail["summary"]:
-        lines.append(f"  summary:   {common._fit(common._cell(detail['summary']), 300)}")
+        lines.append(f"  summary:   {_clip(common._cell(detail['summary']), 300)}")
     if not detail["matches"]:
         lines.append("  no matches")
     for m in detail["matches"]:
@@ -124,11 +124,15 @@ def render_detail(detail: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _render_match(m: dict[str, Any]) -> list[str]:
     out = [f"  match m{m['match_id']}: topic {m['topic']}  score {m['score']:.3f} "
            f"(semantic {m['semantic_score']:.3f})  alerted: {'yes' if m['alerted'] else 'no'}"]
     if m["passage"]:
-        out.append(f"    because:  \"{common._fit(common._cell(m['passage']), 200)}\"")
+        out.append(f"    because:  \"{_clip(common._cell(m['passage']), 200)}\"")
     if m["aliases"]:
         out.append(f"    aliases:  {', '.join(m['aliases'])}")
     story = m["story"]
