@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.store.db import session_scope
 from monitor.store.models import Article, Delivery, Embedding, Feed, Match, Story, Topic
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -107,3 +109,25 @@ def populate(session: Session, n_matches: int = 12, model_id: str = MODEL_ID) ->
         article(f"Ordinary news {i}", feeds[1], hours_ago=2 + i)
     session.flush()
     return out
+
+
+def store_real_vectors(sessions: Any, embedder: Any) -> dict[str, str]:
+    """Four articles embedded with the real model (two about the story, EN and ID)."""
+    texts = {
+        "North Korea sends thousands of soldiers to fight for Russia": "en",
+        "Korea Utara kirim tentara ke Rusia untuk perang di Ukraina": "id",
+        "Central bank keeps interest rates unchanged": "en",
+        "Heatwave and wildfires across southern Europe": "en",
+    }
+    vectors = embedder.encode(list(texts))
+    with session_scope(sessions) as s:
+        feed = s.scalars(select(Feed).order_by(Feed.id)).first()
+        assert feed is not None
+        for i, (title, lang) in enumerate(texts.items()):
+            a = Article(feed_id=feed.id, entry_key=f"real{i}", title=title, language=lang,
+                        published_at=NOW - timedelta(days=i * 10))
+            s.add(a)
+            s.flush()
+            s.add(Embedding(article_id=a.id, model_id=embedder.model_id, dim=384,
+                            vector=vectors[i].tobytes()))
+    return texts

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store import db
-from monitor.store.models import Article, Embedding, Feed
-from tests.query.data import HOSTILE_TITLE, NOW
+from tests.query.data import HOSTILE_TITLE, NOW, store_real_vectors
 
 
 def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -97,30 +95,10 @@ def test_show_prints_matches_story_and_deliveries(env, cli) -> None:
     assert as_json["matches"][0]["deliveries"][0]["status"] == "sent"
 
 
-def _store_real_vectors(env, embedder) -> dict[str, str]:
-    texts = {
-        "North Korea sends thousands of soldiers to fight for Russia": "en",
-        "Korea Utara kirim tentara ke Rusia untuk perang di Ukraina": "id",
-        "Central bank keeps interest rates unchanged": "en",
-        "Heatwave and wildfires across southern Europe": "en",
-    }
-    vectors = embedder.encode(list(texts))
-    with db.session_scope(env.runtime.sessions) as s:
-        feed = s.query(Feed).first()
-        for i, (title, lang) in enumerate(texts.items()):
-            a = Article(feed_id=feed.id, entry_key=f"real{i}", title=title, language=lang,
-                        published_at=NOW - timedelta(days=i * 10))
-            s.add(a)
-            s.flush()
-            s.add(Embedding(article_id=a.id, model_id=embedder.model_id, dim=384,
-                            vector=vectors[i].tobytes()))
-    return texts
-
-
 def test_search_filters_in_process(env, embedder) -> None:
     from monitor.pipeline.querying import EMBEDDER_KEY, search_articles
 
-    texts = _store_real_vectors(env, embedder)
+    texts = store_real_vectors(env.runtime.sessions, embedder)
     env.runtime.resources[EMBEDDER_KEY] = embedder
     rows = search_articles(env.runtime, "troops sent to Russia", limit=10)
     assert len(rows) == 4  # only this model's vectors are searched, not "test-model"'s
@@ -133,7 +111,7 @@ def test_search_filters_in_process(env, embedder) -> None:
 
 
 def test_search_command_with_the_real_model(env, embedder) -> None:
-    _store_real_vectors(env, embedder)
+    store_real_vectors(env.runtime.sessions, embedder)
     result = monitor(env.config_path, "search", "troops sent to Russia", "--format", "json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
