@@ -167,3 +167,41 @@ def test_metrics_parse_as_prometheus_text(client, env) -> None:
     assert matches == {"alliance": 13, "sanctions": 2}
     deliveries = {s.labels["status"]: s.value for s in families["monitor_deliveries"].samples}
     assert deliveries == {"pending": 1, "sent": 1}
+
+
+def test_run_serves_the_api_when_enabled(tmp_path) -> None:
+    """`monitor run` with [api] enabled: /healthz turns 200 once the scheduler ticks, and the
+    process still stops cleanly on SIGTERM."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.query.conftest import config_text
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(f"sqlite:///{tmp_path / 'run.db'}").replace(
+        'heartbeat_max_age = "60s"', f'heartbeat_max_age = "60s"\nenabled = true\nport = {port}'))
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(path), "run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        status = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert status == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/api/topics").json()["items"][0]["name"] == (
+            "alliance")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
