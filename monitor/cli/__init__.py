@@ -64,6 +64,8 @@ COMMAND_MODULES = (
     "topics_cmd",
     "matching_cmd",
     "alerts_cmd",
+    "query_cmd",
+    "demo_cmd",
     "health_cmd",
 )
 
