@@ -64,6 +64,36 @@ def format_duration(seconds: float) -> str:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+_DAILY_RE = re.compile(r"^daily\s+([01]?\d|2[0-3]):([0-5]\d)$")
+_QUIET_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def check_schedule(text: str) -> str:
+    """Validate a digest schedule (``hourly`` or ``daily HH:MM``); return it normalised."""
+    text = " ".join(text.strip().lower().split())
+    if text == "hourly" or _DAILY_RE.match(text):
+        return text
+    raise ValueError(f'expected "hourly" or "daily HH:MM", got "{text}"')
+
+
+def check_quiet_hours(text: str) -> str:
+    """Validate quiet hours like ``22:00-07:00`` (empty means none)."""
+    if not text.strip() or _QUIET_RE.match(text.strip()):
+        return text.strip()
+    raise ValueError(f'expected quiet hours like "22:00-07:00", got "{text}"')
+
+
+def check_timezone(name: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(
+            f'unknown time zone "{name}" (use an IANA name like "Europe/Paris")'
+        ) from exc
+    return name
+
 
 class _Section(BaseModel):
     """Base for every table: unknown keys are mistakes, not silently ignored."""
@@ -219,6 +249,21 @@ class ChannelConfig(_Section):
     secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key for webhook signatures.")
     timeout: Duration = Field(15.0, description="Time limit for one send.")
 
+    @field_validator("digest_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return check_schedule(value)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str) -> str:
+        return check_quiet_hours(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_timezone(value)
+
     @model_validator(mode="after")
     def _required_fields(self) -> ChannelConfig:
         if not self.enabled:
@@ -253,6 +298,15 @@ class ApiConfig(_Section):
     )
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
     token: SecretStr = Field(SecretStr(""), description="Bearer token (use ${VAR}).")
+    heartbeat_max_age: Duration = Field(
+        60.0, description="/healthz answers 503 when no scheduler tick is newer than this "
+        "(never less than three polling ticks).",
+    )
+    search_cache: str = Field(
+        "auto", description='Folder for the CLI\'s memory-mapped search vectors: "auto" (next to '
+        'the SQLite file, or .monitor-vectors/ in the config folder for PostgreSQL), a path, or '
+        '"" to disable.',
+    )
 
 
 class LoggingConfig(_Section):
@@ -298,6 +352,9 @@ class Config(_Section):
         urls = [f.url for f in self.feeds]
         for url in {u for u in urls if urls.count(u) > 1}:
             raise ValueError(f'feed url "{url}" is listed twice')
+        health = self.delivery.health_channel
+        if health and health not in self.alerts:
+            raise ValueError(f'delivery.health_channel "{health}" is not defined under [alerts]')
         for topic in self.topics:
             for channel in topic.channels:
                 if channel not in self.alerts:

@@ -14,6 +14,11 @@ class FeedRef:
     url: str
     etag: str | None = None
     last_modified: str | None = None
+    interval_s: float | None = None  # the feed's own interval; None means the config default
+    consecutive_errors: int = 0  # errors before this poll, for the backoff
+    has_succeeded: bool = False  # False until the first successful poll: its entries are history
+    ttl_s: float | None = None  # the <ttl> stored from the last full fetch
+    language: str = ""  # the feed's configured/stored language, used when entries have none
 
 
 @dataclass(frozen=True, slots=True)

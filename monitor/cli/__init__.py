@@ -55,11 +55,26 @@ def root(
     common.STATE.verbose = verbose
 
 
-def _register() -> None:
-    from monitor.cli import config_cmd, db_cmd, feeds_cmd, health_cmd, run_cmd, topics_cmd
+# Command groups, one module each; each module's register(app) adds its commands.
+COMMAND_MODULES = (
+    "run_cmd",
+    "config_cmd",
+    "db_cmd",
+    "feeds_cmd",
+    "topics_cmd",
+    "matching_cmd",
+    "alerts_cmd",
+    "query_cmd",
+    "demo_cmd",
+    "health_cmd",
+)
 
-    for module in (run_cmd, config_cmd, db_cmd, feeds_cmd, topics_cmd, health_cmd):
-        module.register(app)
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"monitor.cli.{name}").register(app)
 
 
 _register()

@@ -9,6 +9,7 @@ import typer
 
 from monitor.cli import common
 from monitor.config import parse_duration
+from monitor.feeds.discover import discover
 from monitor.store import db, queries
 from monitor.store.models import Feed
 
@@ -54,12 +55,22 @@ def add(
     url: str = typer.Argument(..., help="Feed URL, or a web page that links to its feed."),
     name: str = typer.Option("", "--name", help="Display name."),
     interval: str = typer.Option("", "--interval", help='Poll interval like "15m".'),
+    no_discover: bool = typer.Option(
+        False, "--no-discover", help="Store the URL as given, without fetching it first."),
 ) -> None:
     """Add a feed to the database (feeds listed in config.toml are added on start).
+
+    The URL is fetched first: a web page is replaced by the feed it advertises with
+    <link rel="alternate" type="application/rss+xml">.
 
     Example: monitor feeds add https://example.org/rss.xml --interval 30m
     """
     interval_s = parse_duration(interval) if interval else None
+    if not no_discover:
+        found = discover(url, common.config().polling)
+        if found != url:
+            typer.echo(f"found feed {found} on {url}")
+        url = found
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         feed = queries.add_feed(session, url, name=name, interval_s=interval_s)
         feed.next_poll_at = datetime.now(UTC)

@@ -41,10 +41,19 @@ def run(
             return
         daemon = Daemon(rt, grace_s=grace)
         daemon.install_signal_handlers()
+        api_server = None
+        if config.api.enabled:
+            from monitor.api import check_bind, start_in_thread
+
+            # refuse a public bind without a token before the daemon starts any work
+            check_bind(config.api.host, config.api.token.get_secret_value())
+            api_server = start_in_thread(rt)
         daemon.start()
         try:
             daemon.wait()
         finally:
+            if api_server is not None:
+                api_server.should_exit = True
             daemon.shutdown()
     logging.shutdown()
 

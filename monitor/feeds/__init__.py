@@ -1,0 +1,1 @@
+"""Feed stage: fetch (httpx), parse (feedparser), schedule (pure), discover."""

@@ -1,13 +1,37 @@
-"""Matching stage: embed new articles (newest first), score them against topics, record matches."""
+"""Matching stage: embed new articles (newest first), score them against topics, record matches.
+
+``match_new`` works in small batches and re-runs the pending query before each one, so an article
+published while a 40,000-entry history backlog is being embedded jumps the queue at the next
+batch (seconds, not the tens of minutes the backlog takes). Each batch is one transaction:
+vectors, matches, the outbox rows of non-history matches (``enqueue_alerts``) and ``matched_at``
+are written together or not at all. The daemon runs this as its own job, in a scheduler thread,
+so embedding never blocks polling.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+from sqlalchemy.orm import Session
+
+from monitor import match
+from monitor.embed import Embedder, article_text, from_bytes, load_embedder, to_bytes
+from monitor.errors import ModelError
+from monitor.logs import event
+from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.runtime import Runtime
+from monitor.store import db
+from monitor.store import matching as store
+from monitor.store.models import Article, Topic
 
 log = logging.getLogger(__name__)
+
+EMBEDDER_KEY = "embedder"
+TOPICS_KEY = "topic_models"
 
 
 @dataclass
@@ -15,8 +39,139 @@ class MatchReport:
     embedded: int = 0
     scored: int = 0
     matched: int = 0
+    alerted: int = 0
+    batches: int = 0
+    error: str = ""
+
+
+def get_embedder(runtime: Runtime) -> Embedder:
+    """The process's embedder, loaded on first use and kept in ``runtime.resources``."""
+    embedder = runtime.resources.get(EMBEDDER_KEY)
+    if embedder is None:
+        embedder = load_embedder(runtime.config.model)
+        runtime.resources[EMBEDDER_KEY] = embedder
+    return embedder  # type: ignore[no-any-return]
+
+
+def full_text(article: Article) -> str:
+    """The text aliases are searched in: title and the whole summary."""
+    return f"{article.title}\n{article.summary}"
+
+
+def ensure_vectors(
+    session: Session, embedder: Embedder, articles: list[Article], max_seq_length: int
+) -> tuple[dict[int, np.ndarray], int]:
+    """Vectors of ``articles`` by the current model: stored ones reused, the rest embedded and
+    stored. Returns (vectors by article id, how many were embedded now)."""
+    stored = store.load_vectors(session, [a.id for a in articles], embedder.model_id)
+    vectors = {aid: from_bytes(data, embedder.dim) for aid, data in stored.items()}
+    missing = [a for a in articles if a.id not in vectors]
+    if missing:
+        new = embedder.encode([article_text(a.title, a.summary, max_seq_length) for a in missing])
+        store.save_vectors(session, embedder.model_id, embedder.dim,
+                           {a.id: to_bytes(v) for a, v in zip(missing, new, strict=True)})
+        vectors.update({a.id: v for a, v in zip(missing, new, strict=True)})
+    return vectors, len(missing)
+
+
+def topic_models(runtime: Runtime, session: Session) -> list[tuple[Topic, match.TopicModel]]:
+    """Active topics as scoring models, rebuilt only when config, model or feedback change."""
+    embedder = get_embedder(runtime)
+    rows = store.active_topics(session)
+    specs = [t for t in runtime.config.topics if t.name in rows]
+    key = (embedder.model_id, tuple(rows[t.name].config_hash for t in specs),
+           store.feedback_version(session))
+    cached = runtime.resources.get(TOPICS_KEY)
+    if isinstance(cached, _TopicCache) and cached.key == key:
+        return cached.models
+    models = []
+    for spec in specs:
+        row = rows[spec.name]
+        feedback = feedback_examples(session, embedder, row.id, runtime.config.model.max_seq_length)
+        models.append((row, match.build_topic(spec, embedder.encode, base_dir=runtime.config.base_dir,
+                                              feedback=feedback)))
+    runtime.resources[TOPICS_KEY] = _TopicCache(key, models)
+    return models
+
+
+@dataclass
+class _TopicCache:
+    key: Any
+    models: list[tuple[Topic, match.TopicModel]]
+
+
+def feedback_examples(
+    session: Session, embedder: Embedder, topic_id: int, max_seq_length: int
+) -> list[match.FeedbackExample]:
+    """A topic's judged articles with their vectors (embedded now if the model changed)."""
+    judged = store.feedback_for_topic(session, topic_id)
+    if not judged:
+        return []
+    vectors, _ = ensure_vectors(session, embedder, [a for a, _ in judged], max_seq_length)
+    return [match.FeedbackExample(a.title, vectors[a.id], relevant) for a, relevant in judged]
 
 
 def match_new(runtime: Runtime) -> MatchReport:
-    """Embed and score articles not yet matched. NOT BUILT YET (issue 4)."""
-    return MatchReport()
+    """Embed and score articles not yet matched, batch by batch, newest first.
+
+    Stops between batches when ``runtime.stop`` is set. A model failure is logged and recorded
+    in the report (the articles stay pending and are retried next run); it never raises.
+    """
+    report = MatchReport()
+    batch_size = runtime.config.model.batch_size
+    while not runtime.stop.is_set():
+        try:
+            done = _match_batch(runtime, batch_size, report)
+        except ModelError as exc:
+            report.error = str(exc)
+            event(log, logging.ERROR, "matching failed", error=str(exc))
+            break
+        if done < batch_size:
+            break
+    if report.scored:
+        event(log, logging.INFO, "articles matched", scored=report.scored,
+              embedded=report.embedded, matched=report.matched, alerted=report.alerted)
+    return report
+
+
+def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
+    """One transaction: claim a batch, embed, score, record. Returns articles handled."""
+    started = time.monotonic()
+    with db.session_scope(runtime.sessions) as session:
+        articles = store.claim_pending(session, batch_size)
+        if not articles:
+            return 0
+        embedder = get_embedder(runtime)
+        models = topic_models(runtime, session)
+        vectors, embedded = ensure_vectors(session, embedder, articles,
+                                           runtime.config.model.max_seq_length)
+        matrix = np.vstack([vectors[a.id] for a in articles])
+        texts = [full_text(a) for a in articles]
+        seen = store.existing_matches(session, [a.id for a in articles])
+        for topic, model in models:
+            verdicts = match.score_many(model, texts, matrix)
+            for article, verdict in zip(articles, verdicts, strict=True):
+                if verdict.matched and (article.id, topic.id) not in seen:
+                    _record(session, runtime, article, topic, verdict, vectors[article.id], report)
+        store.mark_matched(session, [a.id for a in articles])
+    report.batches += 1
+    report.embedded += embedded
+    report.scored += len(articles)
+    event(log, logging.DEBUG, "match batch", articles=len(articles), embedded=embedded,
+          seconds=round(time.monotonic() - started, 3))
+    return len(articles)
+
+
+def _record(session: Session, runtime: Runtime, article: Article, topic: Topic,
+            verdict: match.Verdict, vector: np.ndarray, report: MatchReport) -> None:
+    """Insert the match and, for a live (non-history) article, its deliveries."""
+    explanation = match.explanation_dict(verdict.explanation)
+    alerted = not article.is_history
+    row = store.add_match(session, article, topic, verdict.score, verdict.explanation.semantic,
+                          explanation, alerted=alerted)
+    report.matched += 1
+    if alerted:
+        enqueue_alerts(session, runtime, row, article, vector.tolist())
+        report.alerted += 1
+    event(log, logging.INFO, "article matched", article_id=article.id, topic=topic.name,
+          score=round(verdict.score, 3), history=article.is_history)

@@ -2,16 +2,35 @@
 
 ``enqueue_alerts`` runs inside the transaction that inserts the match, so a match and its
 deliveries exist together or not at all: a crash between the two cannot lose an alert.
+
+It also decides *how* the match will alert:
+
+- **Story grouping**: a match joins an open story of its topic (seen within
+  ``delivery.story_window``) when its article has the same canonical link as a member, or an
+  embedding with cosine >= ``delivery.story_similarity`` to a member's. A joining match gets
+  ``alerted = False`` and no delivery, unless the topic sets ``realert_on_story_update``; the
+  story's earlier alert shows it as "also reported by" when it is rendered later (digests).
+- **Digests and budgets**: a channel in ``mode = "digest"`` queues the alert for its next
+  digest (status ``queued_digest``); so does an immediate channel once the topic's
+  ``alert_budget_per_hour`` is used up on it.
+
+Quiet hours are not decided here: they hold *delivery*, so the dispatcher skips quiet channels.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy.orm import Session
 
+from monitor.config import TopicConfig
+from monitor.pipeline import clock
 from monitor.pipeline.runtime import Runtime
-from monitor.store.models import Article, Delivery, Match, Topic
+from monitor.store import outbox as store
+from monitor.store.models import Article, Delivery, Match, Story, Topic
 
 
 def enqueue_alerts(
@@ -21,33 +40,159 @@ def enqueue_alerts(
     article: Article,
     vector: Sequence[float] | None = None,
 ) -> list[Delivery]:
-    """Write one pending delivery per enabled channel of the match's topic.
+    """Group the match into a story and write one delivery per enabled channel of its topic.
 
     Called by the matching stage for matches of non-history articles only, after the Match row
     is flushed (so ``match.id`` is set), inside the same session/transaction. ``vector`` is the
-    article's embedding (used to group articles of one story).
-
-    First version: one immediate delivery per channel. Story grouping, digests, budgets and
-    quiet hours are the delivery stage's (issue 5) to add here.
+    article's embedding; when None, the article's stored embedding is used.
+    Returns the deliveries written (empty when the match joined an already-alerted story).
     """
     topic = session.get(Topic, match.topic_id)
-    if topic is None:
+    spec = next((t for t in runtime.config.topics if topic and t.name == topic.name), None)
+    if topic is None or spec is None:
         return []
-    spec = next((t for t in runtime.config.topics if t.name == topic.name), None)
-    if spec is None:
+    now = clock.now(runtime)
+    joined = assign_story(session, runtime, match, article, vector, now)
+    if joined and not spec.realert_on_story_update:
+        match.alerted = False
         return []
+    return _write_deliveries(session, runtime, spec, topic, match, article, now, update=joined)
+
+
+def _write_deliveries(
+    session: Session,
+    runtime: Runtime,
+    spec: TopicConfig,
+    topic: Topic,
+    match: Match,
+    article: Article,
+    now: datetime,
+    *,
+    update: bool,
+) -> list[Delivery]:
     channels = runtime.config.enabled_channels()
     deliveries = []
     for name in spec.channels:
-        if name not in channels:
+        channel = channels.get(name)
+        if channel is None:
             continue
+        status = store.PENDING
+        if channel.mode == "digest" or _over_budget(session, spec, topic, name, now):
+            status = store.QUEUED_DIGEST
         delivery = Delivery(
             match_id=match.id,
             channel=name,
             kind="match",
+            status=status,
             idempotency_key=f"match-{match.id}-{name}",
-            payload={"article_id": article.id, "topic": topic.name, "score": match.score},
+            payload={
+                "article_id": article.id,
+                "topic": topic.name,
+                "score": match.score,
+                "story_id": match.story_id,
+                "story_update": update,
+            },
+            next_attempt_at=now,
+            created_at=now,
         )
         session.add(delivery)
+        session.flush()  # the next channel's budget count sees this row
         deliveries.append(delivery)
     return deliveries
+
+
+def _over_budget(
+    session: Session, spec: TopicConfig, topic: Topic, channel: str, now: datetime
+) -> bool:
+    budget = spec.alert_budget_per_hour
+    if budget is None:
+        return False
+    used = store.immediate_count(
+        session, topic_id=topic.id, channel=channel, since=now - timedelta(hours=1)
+    )
+    return used >= budget
+
+
+# -- stories --------------------------------------------------------------------------------
+
+
+def assign_story(
+    session: Session,
+    runtime: Runtime,
+    match: Match,
+    article: Article,
+    vector: Sequence[float] | None,
+    now: datetime,
+) -> bool:
+    """Attach the match to an open story of its topic, or start one. True when it joined."""
+    cfg = runtime.config.delivery
+    members = store.story_members(
+        session, match.topic_id, now - timedelta(seconds=cfg.story_window), exclude_match=match.id
+    )
+    story_id = _same_link(members, article.canonical_link)
+    if story_id is None and members:
+        story_id = _most_similar(session, members, article, vector, cfg.story_similarity)
+    if story_id is not None:
+        story = session.get(Story, story_id)
+        if story is not None:
+            match.story_id = story.id
+            story.article_count += 1
+            story.last_seen_at = now
+            session.flush()
+            return True
+    story = Story(
+        topic_id=match.topic_id,
+        first_article_id=article.id,
+        title=article.title,
+        created_at=now,
+        last_seen_at=now,
+    )
+    session.add(story)
+    session.flush()
+    match.story_id = story.id
+    session.flush()
+    return False
+
+
+def _same_link(members: Sequence[store.StoryMember], link: str) -> int | None:
+    if not link:
+        return None
+    return next((m.story_id for m in members if m.canonical_link == link), None)
+
+
+def _most_similar(
+    session: Session,
+    members: Sequence[store.StoryMember],
+    article: Article,
+    vector: Sequence[float] | None,
+    threshold: float,
+) -> int | None:
+    ids = [m.article_id for m in members]
+    stored = store.embeddings_of(session, [*ids, article.id])
+    own = _unit(np.asarray(vector, dtype=np.float32)) if vector is not None else None
+    if own is None and article.id in stored:
+        own = _unit(decode_vector(*stored[article.id]))
+    if own is None:
+        return None
+    best_story, best = None, -math.inf
+    for member in members:
+        if member.article_id not in stored:
+            continue
+        other = _unit(decode_vector(*stored[member.article_id]))
+        if other is None or other.shape != own.shape:
+            continue
+        score = float(np.dot(own, other))
+        if score > best:
+            best_story, best = member.story_id, score
+    return best_story if best >= threshold else None
+
+
+def decode_vector(dim: int, raw: bytes) -> np.ndarray:
+    """Embedding bytes as float32 (or float64 when that is what was stored)."""
+    dtype = np.float64 if len(raw) == dim * 8 else np.float32
+    return np.frombuffer(raw, dtype=dtype).astype(np.float32)
+
+
+def _unit(vec: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else None

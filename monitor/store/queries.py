@@ -156,3 +156,11 @@ def forget_worker(session: Session, wid: str) -> None:
 def live_workers(session: Session, within: timedelta) -> list[Worker]:
     cutoff = _now() - within
     return list(session.scalars(select(Worker).where(Worker.last_tick_at >= cutoff)))
+
+
+def make_all_feeds_due(session: Session) -> int:
+    """Make every enabled feed due now (``monitor demo``; a manual "poll now")."""
+    feeds = list(session.scalars(select(Feed).where(Feed.enabled.is_(True))))
+    for feed in feeds:
+        feed.next_poll_at = _now()
+    return len(feeds)

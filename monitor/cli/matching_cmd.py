@@ -1,0 +1,97 @@
+"""`monitor feedback` (judge a match) and `monitor eval` (calibrate on labeled items)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from monitor import match
+from monitor.cli import common
+from monitor.embed import load_embedder
+from monitor.errors import MonitorError
+from monitor.pipeline import evaluate as ev
+from monitor.store import db
+from monitor.store import matching as store
+from monitor.store.models import Topic
+
+
+def feedback(
+    match_id: int = typer.Argument(..., help="The match's id (shown in alerts and lists)."),
+    judgement: str = typer.Argument(..., help="relevant or irrelevant."),
+) -> None:
+    """Judge a match; the topic then uses the article as a positive or negative exemplar.
+
+    Example: monitor feedback 42 irrelevant
+    """
+    value = judgement.strip().lower()
+    if value not in ("relevant", "irrelevant"):
+        raise MonitorError(f'judgement must be "relevant" or "irrelevant", got {judgement!r}')
+    with common.runtime() as rt, db.session_scope(rt.sessions) as session:
+        row = store.record_feedback(session, match_id, value == "relevant")
+        topic = session.get(Topic, row.topic_id)
+        name = topic.name if topic else row.topic_id
+    typer.echo(f"match {match_id}: recorded as {value} for topic {name}")
+
+
+def eval_(
+    data: Path = typer.Argument(..., help="JSONL file: one object per line with title, text, "
+                                "lang, relevant.", exists=False),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    no_require: bool = typer.Option(False, "--no-require", help="Switch off require/exclude "
+                                    "groups: score by meaning only."),
+) -> None:
+    """Precision, recall, F1 and C_det_norm of the configured topics on labeled items.
+
+    An item counts as predicted relevant when any topic matches it. Figures are printed at the
+    configured thresholds and at the best threshold (the shift of all thresholds that gives the
+    highest F1), overall and per language.
+
+    Example: monitor eval labeled.jsonl --format json
+    """
+    if fmt not in ("table", "json"):
+        raise MonitorError(f'--format must be "table" or "json", got {fmt!r}')
+    cfg = common.config()
+    items = ev.read_labeled(data)
+    embedder = load_embedder(cfg.model)
+    topics = ev.build_topics(cfg, embedder)
+    with typer.progressbar(length=len(items), label="embedding", file=_stderr()) as bar:
+        vectors = ev.embed_items(embedder, items, cfg.model.max_seq_length, progress=bar.update)
+    params = match.ScoringParams(use_require=not no_require)
+    report = ev.evaluate(topics, items, vectors, params).report()
+    report["mode"] = "semantic-only" if no_require else "hybrid"
+    if fmt == "json":
+        typer.echo(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_report(report)
+
+
+def _stderr() -> Any:
+    import sys
+
+    return sys.stderr
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    thresholds = ", ".join(f"{k}={v:g}" for k, v in report["thresholds"].items())
+    typer.echo(f"mode: {report['mode']}   items: {report['n']}   relevant: {report['relevant']}")
+    _print_block(f"at configured thresholds ({thresholds})", report)
+    best = ", ".join(f"{k}={v:g}" for k, v in report["best_thresholds"].items())
+    _print_block(f"at best threshold ({best}; shift {report['best_threshold_offset']:+.4f})",
+                 report["at_best_threshold"])
+
+
+def _print_block(title: str, figures: dict[str, Any]) -> None:
+    typer.echo("")
+    typer.echo(title)
+    rows = [{"language": "all", **figures}]
+    rows += [{"language": lang, **f} for lang, f in figures["per_language"].items()]
+    common.print_rows(rows, ["language", "n", "relevant", "precision", "recall", "f1",
+                             "c_det_norm", "tp", "fp", "fn"])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("feedback")(feedback)
+    app.command("eval")(eval_)

@@ -1,0 +1,88 @@
+"""Glue for the read side: the query embedder and semantic search (store + embed)."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from monitor.config import Config
+from monitor.pipeline.runtime import Runtime
+from monitor.store import db, search
+from monitor.store.vectors import VectorIndex, default_cache_dir
+
+EMBEDDER_KEY = "query_embedder"
+INDEX_KEY = "vector_index"
+
+
+class QueryEmbedder(Protocol):
+    model_id: str
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def load_query_embedder(config: Config) -> QueryEmbedder:
+    """``monitor.embed.load_embedder`` when that module exists, else the temporary shim."""
+    try:
+        embed: Any = importlib.import_module("monitor.embed")
+    except ModuleNotFoundError:
+        embed = importlib.import_module("monitor.pipeline.query_embed")  # TEMPORARY SHIM
+    embedder: QueryEmbedder = embed.load_embedder(config.model)
+    return embedder
+
+
+def query_embedder(runtime: Runtime) -> QueryEmbedder:
+    """One embedder per process, shared with matching when it stored one under the same key."""
+    if EMBEDDER_KEY not in runtime.resources:
+        runtime.resources[EMBEDDER_KEY] = load_query_embedder(runtime.config)
+    embedder: QueryEmbedder = runtime.resources[EMBEDDER_KEY]
+    return embedder
+
+
+def cache_dir_for(config: Config, model_id: str) -> Path | None:
+    """Where the CLI keeps its memory-mapped vector cache (None when disabled in config)."""
+    if not config.api.search_cache:
+        return None
+    if config.api.search_cache != "auto":
+        return config.resolve(Path(config.api.search_cache)) / model_id.replace("/", "_")
+    return default_cache_dir(config.database_url, config.base_dir, model_id)
+
+
+def vector_index(runtime: Runtime, model_id: str, *, persistent: bool,
+                 min_refresh_interval_s: float = 0.0) -> VectorIndex:
+    """The process's index for ``model_id`` (a file-backed one for one-shot CLI runs)."""
+    key = f"{INDEX_KEY}:{model_id}"
+    if key not in runtime.resources:
+        cache = cache_dir_for(runtime.config, model_id) if persistent else None
+        runtime.resources[key] = VectorIndex(model_id, cache, min_refresh_interval_s)
+    index: VectorIndex = runtime.resources[key]
+    return index
+
+
+def search_articles(
+    runtime: Runtime, text: str, *, limit: int = 20, since: datetime | None = None,
+    until: datetime | None = None, lang: str | None = None, persistent_cache: bool = False,
+) -> list[dict[str, Any]]:
+    """Articles ranked by cosine similarity to ``text`` (every stored article, not only matches)."""
+    embedder = query_embedder(runtime)
+    query = embedder.encode([text])[0]
+    index = vector_index(runtime, embedder.model_id, persistent=persistent_cache,
+                         min_refresh_interval_s=0.0 if persistent_cache else 2.0)
+    with db.session_scope(runtime.sessions) as session:
+        index.refresh(session)
+        hits = index.search(query, limit=limit, since=since, until=until, lang=lang)
+        rows = search.articles_by_id(session, [article_id for article_id, _ in hits])
+    return [{**rows[i], "similarity": round(score, 4)} for i, score in hits if i in rows]
+
+
+def current_model_id(runtime: Runtime) -> str:
+    """The model id whose vectors count as "embedded" (for the backlog metric).
+
+    The loaded embedder's id when this process has one, else the configured model name,
+    which is what the matching stage records when it follows ``config.model.name``.
+    """
+    embedder = runtime.resources.get(EMBEDDER_KEY)
+    return str(getattr(embedder, "model_id", "") or runtime.config.model.name)

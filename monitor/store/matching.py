@@ -1,0 +1,131 @@
+"""Queries of the matching stage: pending articles (newest first), vectors, matches, feedback.
+
+The pending-article query is the heart of "a fresh article is never stuck behind a backlog":
+it is re-run for every small batch and orders non-history articles before history ones and, within
+each, the most recently published first. On PostgreSQL the rows are locked with
+``FOR UPDATE SKIP LOCKED`` so several workers share a backlog without matching an article twice;
+SQLite has a single writer anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from monitor.errors import MonitorError, NotFoundError
+from monitor.store.models import Article, Embedding, Feedback, Match, Topic
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def claim_pending(session: Session, limit: int) -> list[Article]:
+    """Up to ``limit`` unmatched articles: non-history first, newest published first."""
+    query = (
+        select(Article)
+        .where(Article.matched_at.is_(None))
+        .order_by(Article.is_history.asc(), Article.published_at.desc(), Article.id.desc())
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Article)
+    return list(session.scalars(query))
+
+
+def count_pending(session: Session) -> int:
+    return session.scalar(select(func.count()).where(Article.matched_at.is_(None))) or 0
+
+
+def load_vectors(session: Session, article_ids: Iterable[int], model_id: str) -> dict[int, bytes]:
+    """Stored vectors of ``article_ids`` made by ``model_id`` (others are stale)."""
+    ids = list(article_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Embedding.article_id, Embedding.vector)
+        .where(Embedding.model_id == model_id, Embedding.article_id.in_(ids))
+    )
+    return {article_id: vector for article_id, vector in rows}
+
+
+def save_vectors(session: Session, model_id: str, dim: int, vectors: dict[int, bytes]) -> None:
+    """Store new vectors; an article keeps one row per model that embedded it."""
+    for article_id, data in vectors.items():
+        session.merge(Embedding(article_id=article_id, model_id=model_id, dim=dim, vector=data))
+
+
+def active_topics(session: Session) -> dict[str, Topic]:
+    return {t.name: t for t in session.scalars(select(Topic).where(Topic.active.is_(True)))}
+
+
+def existing_matches(session: Session, article_ids: Sequence[int]) -> set[tuple[int, int]]:
+    """(article_id, topic_id) pairs already matched, so a retried batch inserts no duplicate."""
+    if not article_ids:
+        return set()
+    rows = session.execute(
+        select(Match.article_id, Match.topic_id).where(Match.article_id.in_(list(article_ids)))
+    )
+    return {(a, t) for a, t in rows}
+
+
+def add_match(session: Session, article: Article, topic: Topic, score: float, semantic: float,
+              explanation: dict[str, Any], alerted: bool) -> Match:
+    """Insert a match (flushed, so its id can key deliveries in the same transaction)."""
+    row = Match(article_id=article.id, topic_id=topic.id, score=score, semantic_score=semantic,
+                explanation=explanation, published_at=article.published_at, alerted=alerted)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def mark_matched(session: Session, article_ids: Sequence[int]) -> None:
+    if article_ids:
+        session.execute(update(Article).where(Article.id.in_(list(article_ids)))
+                        .values(matched_at=_now()))
+
+
+def feedback_for_topic(session: Session, topic_id: int) -> list[tuple[Article, bool]]:
+    """Judged articles of a topic, oldest judgement first."""
+    rows = session.execute(
+        select(Article, Feedback.relevant).join(Feedback, Feedback.article_id == Article.id)
+        .where(Feedback.topic_id == topic_id).order_by(Feedback.id)
+    )
+    return [(article, bool(relevant)) for article, relevant in rows]
+
+
+def feedback_version(session: Session) -> tuple[int, int]:
+    """Changes whenever a judgement is added or changed: (count, newest id)."""
+    row = session.execute(select(func.count(Feedback.id), func.max(Feedback.id))).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def record_feedback(session: Session, match_id: int, relevant: bool) -> Feedback:
+    """Store (or change) the user's judgement of a match's article for its topic."""
+    found = session.get(Match, match_id)
+    if found is None:
+        raise NotFoundError(f"no match with id {match_id}")
+    row = session.scalar(select(Feedback).where(Feedback.article_id == found.article_id,
+                                                Feedback.topic_id == found.topic_id))
+    if row is None:
+        row = Feedback(article_id=found.article_id, topic_id=found.topic_id, match_id=found.id,
+                       relevant=relevant)
+        session.add(row)
+    else:
+        row.relevant, row.match_id, row.created_at = relevant, found.id, _now()
+    session.flush()
+    return row
+
+
+def articles_since(session: Session, since: datetime, limit: int) -> list[Article]:
+    """Stored articles published since ``since``, newest first (for `topics preview`)."""
+    if since.tzinfo is None:
+        raise MonitorError("articles_since needs an aware datetime")
+    return list(session.scalars(
+        select(Article).where(Article.published_at >= since)
+        .order_by(Article.published_at.desc(), Article.id.desc()).limit(limit)
+    ))

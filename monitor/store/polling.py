@@ -1,0 +1,190 @@
+"""The polling stage's SQL: claim due feeds under a lease, record results, insert articles.
+
+Claiming: a feed is due when it is enabled, its ``next_poll_at`` has come and nobody holds an
+unexpired lease on it. On PostgreSQL the candidate rows are read ``FOR UPDATE SKIP LOCKED``, so
+workers claiming at the same moment get disjoint feeds without waiting on each other; on SQLite
+(one writer at a time) the conditional ``UPDATE`` re-checks the lease itself. A worker that dies
+leaves a lease that simply expires (``database.lease``) and the feed becomes claimable again.
+
+Articles: inserted in one multi-row statement per feed, ``ON CONFLICT DO NOTHING`` on
+(feed_id, entry_key) so a repeat is harmless; entries whose canonical link is already stored
+(from this or another feed) are skipped, so one story syndicated by two feeds is stored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from monitor.domain import Entry, FeedRef
+from monitor.store.models import Article, Feed
+
+MAX_ERROR_CHARS = 1000
+
+
+def claim_due(session: Session, owner: str, *, now: datetime, lease_s: float,
+              limit: int = 500) -> list[FeedRef]:
+    """Lease up to ``limit`` due feeds to ``owner`` (oldest due first); commit is the caller's."""
+    claimable = and_(
+        Feed.enabled.is_(True),
+        Feed.next_poll_at <= now,
+        or_(Feed.lease_until.is_(None), Feed.lease_until < now),
+    )
+    query = select(Feed.id).where(claimable).order_by(Feed.next_poll_at, Feed.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if not ids:
+        return []
+    until = now + timedelta(seconds=lease_s)
+    session.execute(
+        update(Feed).where(Feed.id.in_(ids), claimable)
+        .values(lease_owner=owner, lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(Feed.id, Feed.url, Feed.etag, Feed.last_modified, Feed.interval_s,
+               Feed.consecutive_errors, Feed.first_success_at, Feed.language, Feed.ttl_s)
+        .where(Feed.id.in_(ids), Feed.lease_owner == owner, Feed.lease_until == until)
+        .order_by(Feed.next_poll_at, Feed.id)
+    )
+    return [
+        FeedRef(id=r.id, url=r.url, etag=r.etag, last_modified=r.last_modified,
+                interval_s=r.interval_s, consecutive_errors=r.consecutive_errors or 0,
+                has_succeeded=r.first_success_at is not None, ttl_s=r.ttl_s,
+                language=r.language or "")
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """Everything one poll changes on a feed row (computed by the pipeline)."""
+
+    now: datetime
+    status: int | None
+    next_poll_at: datetime
+    error: str = ""
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    ttl_s: float | None = None
+    new_url: str | None = None
+    gone: bool = False
+    title: str = ""
+    site_url: str = ""
+    language: str = ""
+
+
+def record_outcome(session: Session, feed_id: int, owner: str, outcome: PollOutcome) -> None:
+    """Write one poll's result on the feed row and release the lease."""
+    feed = session.get(Feed, feed_id)
+    if feed is None:  # removed while we were polling it
+        return
+    feed.last_polled_at, feed.last_status = outcome.now, outcome.status
+    feed.next_poll_at = outcome.next_poll_at
+    if feed.lease_owner == owner:
+        feed.lease_owner, feed.lease_until = None, None
+    if outcome.error:
+        _record_error(feed, outcome)
+    else:
+        _record_success(session, feed, outcome)
+
+
+def _record_error(feed: Feed, outcome: PollOutcome) -> None:
+    feed.consecutive_errors = (feed.consecutive_errors or 0) + 1
+    feed.last_error = outcome.error[:MAX_ERROR_CHARS]
+    feed.failing_since = feed.failing_since or outcome.now
+    if outcome.gone:
+        feed.enabled = False
+        feed.disabled_reason = f"the server says the feed is gone ({outcome.error})"[
+            :MAX_ERROR_CHARS]
+
+
+def _record_success(session: Session, feed: Feed, outcome: PollOutcome) -> None:
+    feed.consecutive_errors, feed.last_error, feed.failing_since = 0, "", None
+    feed.health_alerted_at = None
+    feed.last_success_at = outcome.now
+    feed.first_success_at = feed.first_success_at or outcome.now
+    if outcome.not_modified:
+        return
+    feed.etag, feed.last_modified = outcome.etag, outcome.last_modified
+    feed.ttl_s = outcome.ttl_s
+    if outcome.title:
+        feed.title = outcome.title[:1024]
+    if outcome.site_url:
+        feed.site_url = outcome.site_url[:2048]
+    if outcome.language and not feed.language:
+        feed.language = outcome.language[:16]
+    if outcome.new_url and outcome.new_url != feed.url and not _url_taken(session, outcome.new_url):
+        feed.url = outcome.new_url[:2048]
+
+
+def _url_taken(session: Session, url: str) -> bool:
+    return session.scalar(select(Feed.id).where(Feed.url == url)) is not None
+
+
+def store_entries(session: Session, feed_id: int, entries: Sequence[Entry], *,
+                  is_history: bool, fetched_at: datetime) -> int:
+    """Insert entries not stored yet; return how many rows were inserted."""
+    fresh = _unseen(session, feed_id, entries)
+    if not fresh:
+        return 0
+    rows = [_article_row(feed_id, e, is_history=is_history, fetched_at=fetched_at) for e in fresh]
+    dialect = session.get_bind().dialect.name
+    insert_fn: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_fn(Article.__table__).on_conflict_do_nothing(
+        index_elements=["feed_id", "entry_key"])
+    result = session.execute(statement, rows)
+    count = getattr(result, "rowcount", -1)
+    return count if isinstance(count, int) and count >= 0 else len(rows)
+
+
+def _unseen(session: Session, feed_id: int, entries: Sequence[Entry]) -> list[Entry]:
+    """Drop entries whose key (in this feed) or canonical link (anywhere) is already stored."""
+    keys = [e.entry_key for e in entries]
+    links = [e.canonical_link for e in entries if e.canonical_link]
+    known_keys = set(session.scalars(
+        select(Article.entry_key).where(Article.feed_id == feed_id, Article.entry_key.in_(keys))))
+    known_links = set(session.scalars(
+        select(Article.canonical_link).where(Article.canonical_link.in_(links)))) if links else set()
+    fresh, batch_keys, batch_links = [], set(), set()
+    for entry in entries:
+        link = entry.canonical_link
+        if entry.entry_key in known_keys or entry.entry_key in batch_keys:
+            continue
+        if link and (link in known_links or link in batch_links):
+            continue
+        batch_keys.add(entry.entry_key)
+        if link:
+            batch_links.add(link)
+        fresh.append(entry)
+    return fresh
+
+
+def _article_row(feed_id: int, entry: Entry, *, is_history: bool,
+                 fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "feed_id": feed_id, "entry_key": entry.entry_key[:512], "link": entry.link[:2048],
+        "canonical_link": entry.canonical_link[:2048], "title": entry.title,
+        "summary": entry.summary, "author": entry.author[:512], "tags": list(entry.tags),
+        "language": entry.language[:16], "published_at": entry.published_at,
+        "fetched_at": fetched_at, "is_history": is_history, "matched_at": None,
+    }
+
+
+def release(session: Session, feed_ids: Sequence[int], owner: str) -> None:
+    """Give back leases on feeds that were claimed but not polled (stop requested)."""
+    if feed_ids:
+        session.execute(
+            update(Feed).where(Feed.id.in_(list(feed_ids)), Feed.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,403 @@
+"""Read-side queries for the CLI, the HTTP API and the web page.
+
+Everything here returns plain dicts (JSON-ready apart from datetimes) so the three front ends
+format the same data the same way. ``monitor matches`` and ``GET /api/matches`` share
+:func:`list_matches`; ``monitor show`` and ``GET /api/articles/{id}`` share
+:func:`article_detail`. Semantic search lives in :mod:`monitor.store.vectors`.
+
+Pagination is keyset ("cursor") pagination on ``(published_at, id)`` descending: the cursor is
+an opaque string, stable while new matches arrive, and every page is one index range scan on
+``ix_matches_topic_id_published_at`` / ``ix_matches_published_at`` (an OFFSET would rescan).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from monitor.config import parse_duration
+from monitor.errors import NotFoundError
+from monitor.store.models import (
+    Article,
+    Delivery,
+    DeliveryAttempt,
+    Embedding,
+    Feed,
+    Feedback,
+    Match,
+    Story,
+    Topic,
+    Worker,
+)
+
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class MatchFilter:
+    """The filters ``monitor matches`` and ``GET /api/matches`` accept."""
+
+    topic: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_score: float | None = None
+    feed: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def parse_when(value: str | None, *, now: datetime | None = None) -> datetime | None:
+    """``"7d"`` / ``"36h"`` (ago), ``"2026-11-20"`` or an ISO timestamp -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    now = now or datetime.now(UTC)
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f'expected a duration like "7d" or a date like "2026-11-20", got "{value}"'
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def encode_cursor(published_at: datetime, match_id: int) -> str:
+    raw = json.dumps([published_at.isoformat(), match_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, match_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), int(match_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+def _resolve_topic_id(session: Session, name: str) -> int:
+    topic_id = session.scalar(select(Topic.id).where(Topic.name == name))
+    if topic_id is None and name.isdigit():
+        topic_id = session.scalar(select(Topic.id).where(Topic.id == int(name)))
+    if topic_id is None:
+        names = ", ".join(session.scalars(select(Topic.name).order_by(Topic.name))) or "none"
+        raise NotFoundError(f"no topic {name!r} (known: {names})")
+    return topic_id
+
+
+def _resolve_feed_id(session: Session, key: str) -> int:
+    clause = or_(Feed.url == key, Feed.name == key)
+    if key.isdigit():
+        clause = or_(clause, Feed.id == int(key))
+    feed_id = session.scalar(select(Feed.id).where(clause).limit(1))
+    if feed_id is None:
+        raise NotFoundError(f"no feed with id, URL or name {key!r} (see `monitor feeds list`)")
+    return feed_id
+
+
+def list_matches(session: Session, flt: MatchFilter) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of matches, newest first, and the cursor of the next page (None at the end)."""
+    limit = max(1, min(flt.limit, MAX_LIMIT))
+    stmt = (
+        select(Match, Article, Topic.name, Feed.name, Feed.title, Feed.url, Feedback.relevant)
+        .join(Article, Article.id == Match.article_id)
+        .join(Topic, Topic.id == Match.topic_id)
+        .join(Feed, Feed.id == Article.feed_id)
+        .outerjoin(Feedback, and_(Feedback.article_id == Match.article_id,
+                                  Feedback.topic_id == Match.topic_id))
+    )
+    if flt.topic:
+        stmt = stmt.where(Match.topic_id == _resolve_topic_id(session, flt.topic))
+    if flt.feed:
+        stmt = stmt.where(Article.feed_id == _resolve_feed_id(session, flt.feed))
+    if flt.since:
+        stmt = stmt.where(Match.published_at >= flt.since)
+    if flt.until:
+        stmt = stmt.where(Match.published_at < flt.until)
+    if flt.min_score is not None:
+        stmt = stmt.where(Match.score >= flt.min_score)
+    if flt.cursor:
+        at, match_id = decode_cursor(flt.cursor)
+        stmt = stmt.where(
+            or_(Match.published_at < at, and_(Match.published_at == at, Match.id < match_id))
+        )
+    stmt = stmt.order_by(Match.published_at.desc(), Match.id.desc()).limit(limit + 1)
+    rows = session.execute(stmt).all()
+    items = [
+        _match_row(m, a, topic, feed_name or feed_title or feed_url, relevant)
+        for m, a, topic, feed_name, feed_title, feed_url, relevant in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        next_cursor = encode_cursor(last.published_at, last.id)
+    return items, next_cursor
+
+
+def _match_row(match: Match, article: Article, topic: str, source: str,
+               relevant: bool | None) -> dict[str, Any]:
+    explanation = match.explanation if isinstance(match.explanation, dict) else {}
+    return {
+        "match_id": match.id,
+        "article_id": article.id,
+        "title": article.title,
+        "source": source,
+        "published": match.published_at,
+        "topic": topic,
+        "score": round(float(match.score), 4),
+        "semantic_score": round(float(match.semantic_score or 0.0), 4),
+        "link": article.link,
+        "passage": explanation_passage(explanation),
+        "story_id": match.story_id,
+        "feedback": relevant,
+    }
+
+
+def explanation_passage(explanation: dict[str, Any] | None) -> str:
+    """The seed passage (or text) that best explains a match, whatever shape matching stored."""
+    if not isinstance(explanation, dict):
+        return ""
+    for key in ("passage", "best_passage", "exemplar", "text"):
+        value = explanation.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict):
+            text = value.get("text") or value.get("passage")
+            if isinstance(text, str):
+                return text
+    return ""
+
+
+def explanation_aliases(explanation: dict[str, Any] | None) -> list[str]:
+    """Aliases that satisfied the topic's require groups, flattened, if matching recorded them."""
+    if not isinstance(explanation, dict):
+        return []
+    value = explanation.get("aliases")
+    out: list[str] = []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, list):
+                out.extend(str(x) for x in item)
+            elif item is not None:
+                out.append(str(item))
+    return out
+
+
+def resolve_show_key(session: Session, key: str) -> int:
+    """``a123`` / ``123`` -> article 123; ``m45`` -> the article of match 45."""
+    key = key.strip().lower()
+    if key.startswith("m") and key[1:].isdigit():
+        article_id = session.scalar(select(Match.article_id).where(Match.id == int(key[1:])))
+        if article_id is None:
+            raise NotFoundError(f"no match {key[1:]}")
+        return article_id
+    if key.startswith("a") and key[1:].isdigit():
+        key = key[1:]
+    if not key.isdigit():
+        raise NotFoundError(f"{key!r} is not an article id (a123 or 123) or a match id (m45)")
+    return int(key)
+
+
+def article_detail(session: Session, article_id: int) -> dict[str, Any]:
+    """The article, its matches with explanations, their stories and deliveries, feedback."""
+    article = session.get(Article, article_id)
+    if article is None:
+        raise NotFoundError(f"no article {article_id}")
+    feed = session.get(Feed, article.feed_id)
+    matches = session.execute(
+        select(Match, Topic.name)
+        .join(Topic, Topic.id == Match.topic_id)
+        .where(Match.article_id == article_id)
+        .order_by(Match.score.desc())
+    ).all()
+    match_ids = [m.id for m, _ in matches]
+    deliveries = _deliveries_by_match(session, match_ids)
+    feedback = {
+        f.topic_id: f.relevant
+        for f in session.scalars(select(Feedback).where(Feedback.article_id == article_id))
+    }
+    embedded = session.scalars(
+        select(Embedding.model_id).where(Embedding.article_id == article_id)
+    ).all()
+    return {
+        "article_id": article.id,
+        "title": article.title,
+        "link": article.link,
+        "summary": article.summary,
+        "author": article.author,
+        "language": article.language,
+        "published": article.published_at,
+        "fetched": article.fetched_at,
+        "is_history": article.is_history,
+        "feed": {"id": feed.id, "name": feed.name or feed.title, "url": feed.url} if feed else None,
+        "embedded_with": list(embedded),
+        "matches": [
+            _match_detail(session, m, topic, deliveries.get(m.id, []), feedback.get(m.topic_id))
+            for m, topic in matches
+        ],
+    }
+
+
+def _match_detail(
+    session: Session, match: Match, topic: str, deliveries: list[dict[str, Any]],
+    relevant: bool | None,
+) -> dict[str, Any]:
+    story = session.get(Story, match.story_id) if match.story_id else None
+    explanation = match.explanation if isinstance(match.explanation, dict) else {}
+    return {
+        "match_id": match.id,
+        "topic": topic,
+        "score": round(float(match.score), 4),
+        "semantic_score": round(float(match.semantic_score or 0.0), 4),
+        "alerted": match.alerted,
+        "created": match.created_at,
+        "passage": explanation_passage(explanation),
+        "aliases": explanation_aliases(explanation),
+        "explanation": explanation,
+        "story": (
+            {"id": story.id, "title": story.title, "article_count": story.article_count,
+             "first_article_id": story.first_article_id, "last_seen": story.last_seen_at}
+            if story else None
+        ),
+        "deliveries": deliveries,
+        "feedback": relevant,
+    }
+
+
+def _deliveries_by_match(session: Session, match_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    if not match_ids:
+        return out
+    rows = session.scalars(
+        select(Delivery).where(Delivery.match_id.in_(match_ids)).order_by(Delivery.id)
+    )
+    for d in rows:
+        out.setdefault(d.match_id or 0, []).append({
+            "id": d.id, "channel": d.channel, "kind": d.kind, "status": d.status,
+            "attempts": d.attempts, "last_error": d.last_error, "sent": d.sent_at,
+        })
+    return out
+
+
+def record_feedback(session: Session, match_id: int, relevant: bool) -> dict[str, Any]:
+    """Store (or change) a user's judgement of a match; one row per (article, topic)."""
+    match = session.get(Match, match_id)
+    if match is None:
+        raise NotFoundError(f"no match {match_id}")
+    row = session.scalar(
+        select(Feedback).where(
+            Feedback.article_id == match.article_id, Feedback.topic_id == match.topic_id
+        )
+    )
+    if row is None:
+        row = Feedback(article_id=match.article_id, topic_id=match.topic_id, match_id=match.id,
+                       relevant=relevant)
+        session.add(row)
+    else:
+        row.relevant, row.match_id = relevant, match.id
+        row.created_at = datetime.now(UTC)
+    session.flush()
+    return {"match_id": match.id, "article_id": match.article_id, "topic_id": match.topic_id,
+            "relevant": relevant}
+
+
+def feed_health(feed: Feed) -> str:
+    """ok / new / erroring (n) / disabled: the one-word state users and metrics see."""
+    if not feed.enabled:
+        return "disabled"
+    if feed.consecutive_errors:
+        return "erroring"
+    if feed.last_success_at is None:
+        return "new"
+    return "ok"
+
+
+def list_feed_health(session: Session) -> list[dict[str, Any]]:
+    """Every feed with its state, last error and article count."""
+    counts = dict(
+        session.execute(select(Article.feed_id, func.count()).group_by(Article.feed_id)).all()
+    )
+    return [
+        {
+            "id": f.id, "name": f.name or f.title or f.url, "url": f.url, "state": feed_health(f),
+            "consecutive_errors": f.consecutive_errors, "last_error": f.last_error,
+            "last_status": f.last_status, "last_success": f.last_success_at,
+            "next_poll": f.next_poll_at if f.enabled else None,
+            "articles": int(counts.get(f.id, 0)),
+        }
+        for f in session.scalars(select(Feed).order_by(Feed.id))
+    ]
+
+
+def list_topics(session: Session, *, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Topics with their threshold, match count (since ``since``) and newest match time."""
+    stmt = select(Match.topic_id, func.count(), func.max(Match.published_at)).group_by(
+        Match.topic_id
+    )
+    if since:
+        stmt = stmt.where(Match.published_at >= since)
+    stats = {tid: (n, last) for tid, n, last in session.execute(stmt).all()}
+    out = []
+    for t in session.scalars(select(Topic).order_by(Topic.name)):
+        n, last = stats.get(t.id, (0, None))
+        out.append({"id": t.id, "name": t.name, "threshold": t.threshold, "active": t.active,
+                    "matches": int(n), "last_match": last})
+    return out
+
+
+def last_heartbeat(session: Session) -> datetime | None:
+    """The newest scheduler tick of any worker (None when no daemon ever ran)."""
+    return session.scalar(select(func.max(Worker.last_tick_at)))
+
+
+def articles_by_id(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Article rows (with their feed's name) for search hits."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Article, Feed.name, Feed.title, Feed.url)
+        .join(Feed, Feed.id == Article.feed_id)
+        .where(Article.id.in_(ids))
+    ).all()
+    return {
+        a.id: {"article_id": a.id, "title": a.title, "source": name or title or url,
+               "published": a.published_at, "language": a.language, "link": a.link}
+        for a, name, title, url in rows
+    }
+
+
+def metrics_snapshot(session: Session, model_id: str) -> dict[str, Any]:
+    """Counts for /metrics: feeds by state, articles, embedding backlog, matches, deliveries."""
+    feeds: dict[str, int] = {}
+    for f in session.scalars(select(Feed)):
+        state = feed_health(f)
+        feeds[state] = feeds.get(state, 0) + 1
+    articles = session.scalar(select(func.count()).select_from(Article)) or 0
+    embedded = session.scalar(
+        select(func.count()).select_from(Embedding).where(Embedding.model_id == model_id)
+    ) or 0
+    matches = dict(session.execute(
+        select(Topic.name, func.count()).join(Match, Match.topic_id == Topic.id).group_by(Topic.name)
+    ).all())
+    deliveries = dict(session.execute(
+        select(Delivery.status, func.count()).group_by(Delivery.status)
+    ).all())
+    attempts = session.execute(
+        select(func.count(), func.coalesce(func.sum(DeliveryAttempt.duration_s), 0.0))
+    ).one()
+    return {"feeds": feeds, "articles": int(articles), "backlog": max(0, int(articles - embedded)),
+            "matches": {k: int(v) for k, v in matches.items()},
+            "deliveries": {k: int(v) for k, v in deliveries.items()},
+            "attempts": (int(attempts[0]), float(attempts[1]))}
+

@@ -1,0 +1,120 @@
+"""`monitor matches|show|search` as a user runs them: a subprocess on a real database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.query.data import HOSTILE_TITLE, NOW, store_real_vectors
+
+
+def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def cli(env, capsys, monkeypatch):
+    """The CLI's real entry point (``monitor.cli.main``) in-process: no interpreter start-up."""
+    from monitor.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setattr(sys, "argv", ["monitor", "--config", str(env.config_path), *args])
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
+def test_matches_table_is_readable(env) -> None:
+    result = monitor(env.config_path, "matches", "--topic", "alliance", "--limit", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["MATCH_ID", "ARTICLE_ID", "PUBLISHED", "TOPIC", "SCORE", "SOURCE",
+                                "TITLE"]
+    assert len(lines) == 4 and "0.900" in lines[1] and "North Korean troops story 0" in lines[2]
+    assert result.stderr.startswith("more: --cursor ")
+
+
+def test_matches_json_and_csv_parse_and_page(cli) -> None:
+    first = cli("matches", "--limit", "10", "--format", "json")
+    rows = json.loads(first.stdout)
+    assert len(rows) == 10 and rows[0]["title"] == HOSTILE_TITLE
+    cursor = first.stderr.split("--cursor ", 1)[1].strip()
+    rest = json.loads(cli("matches", "--limit", "10", "--format", "json", "--cursor",
+                          cursor).stdout)
+    assert len(rest) == 5 and not {r["match_id"] for r in rest} & {r["match_id"] for r in rows}
+    out = cli("matches", "--topic", "sanctions", "--since", "7d", "--format", "csv").stdout
+    parsed = list(csv.DictReader(io.StringIO(out)))
+    assert [r["title"] for r in parsed] == ["Sanctions on shipping firms 0"]
+    assert float(parsed[0]["score"]) == pytest.approx(0.6)
+
+
+def test_matches_filters_by_feed_score_and_until(cli) -> None:
+    out = cli("matches", "--feed", "Berita Dunia", "--min-score", "0.45",
+                  "--until", (NOW - timedelta(hours=2)).isoformat(), "--format", "json").stdout
+    rows = json.loads(out)
+    assert rows and all(r["source"] == "Berita Dunia" and r["score"] >= 0.45 for r in rows)
+
+
+def test_user_errors_are_one_line(env, cli) -> None:
+    result = monitor(env.config_path, "matches", "--topic", "nope")  # the real process
+    assert result.returncode == 2 and "no topic 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+    for args, text in (
+                       (["matches", "--since", "soon"], "--since"),
+                       (["matches", "--format", "xml"], "--format"),
+                       (["show", "m999"], "no match 999")):
+        result = cli(*args)
+        assert result.returncode == 2 and text in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_show_prints_matches_story_and_deliveries(env, cli) -> None:
+    result = cli("show", f"m{env.seeded.matches[0]}")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "North Korean troops story 0" in text and "topic alliance" in text
+    assert 'because:  "Seed passage 0 about troops"' in text
+    assert "story 1: Troops story (2 articles)" in text
+    assert "email pending (2 attempts)  error: SMTP 451 try later" in text
+    as_json = json.loads(cli("show", f"a{env.seeded.articles[0]}", "--format", "json").stdout)
+    assert as_json["matches"][0]["deliveries"][0]["status"] == "sent"
+
+
+def test_search_filters_in_process(env, embedder) -> None:
+    from monitor.pipeline.querying import EMBEDDER_KEY, search_articles
+
+    texts = store_real_vectors(env.runtime.sessions, embedder)
+    env.runtime.resources[EMBEDDER_KEY] = embedder
+    rows = search_articles(env.runtime, "troops sent to Russia", limit=10)
+    assert len(rows) == 4  # only this model's vectors are searched, not "test-model"'s
+    assert rows[0]["title"].startswith("North Korea sends") and rows[0]["similarity"] > 0.4
+    assert rows[-1]["similarity"] < rows[0]["similarity"]
+    recent = search_articles(env.runtime, "troops sent to Russia", since=NOW - timedelta(days=5))
+    assert [r["title"] for r in recent] == [list(texts)[0]]
+    indonesian = search_articles(env.runtime, "troops sent to Russia", lang="id")
+    assert [r["title"] for r in indonesian] == [list(texts)[1]]
+
+
+def test_search_command_with_the_real_model(env, embedder) -> None:
+    store_real_vectors(env.runtime.sessions, embedder)
+    result = monitor(env.config_path, "search", "troops sent to Russia", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0]["title"].startswith("North Korea sends") and len(rows) == 4
+    cache = Path(env.config.database_url.split("///", 1)[1] + ".vectors")
+    assert list(cache.rglob("vectors.npy"))  # the next run memory-maps this

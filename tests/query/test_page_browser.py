@@ -1,0 +1,101 @@
+"""The web page in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright),
+served by a real uvicorn server on loopback. Saves a screenshot to test-artifacts/query/."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import select
+
+from monitor.api import create_app
+from monitor.pipeline.querying import EMBEDDER_KEY
+from monitor.store import db
+from monitor.store.models import Feedback
+from tests.query.data import HOSTILE_TITLE, store_real_vectors
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "query"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed "
+                       "(apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def base_url(env, embedder) -> Iterator[str]:
+    store_real_vectors(env.runtime.sessions, embedder)
+    env.runtime.resources[EMBEDDER_KEY] = embedder  # the session's model, not a second load
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(env.runtime, token=""), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1200, "height": 1400})
+        finally:
+            browser.close()
+
+
+def test_page_shows_matches_escaped_and_takes_feedback(base_url, page, env) -> None:
+    page.goto(base_url + "/")
+    hostile = page.locator(f"li#m{env.seeded.hostile_match}")
+    assert hostile.locator("a.title").inner_text() == HOSTILE_TITLE  # shown as text
+    assert page.evaluate("window.__pwned") is None  # neither payload ran
+    assert page.locator("#topics script, #topics img").count() == 0
+    assert hostile.locator("blockquote.passage").inner_text() == (
+        "<b>bold</b> passage & <i>more</i>")
+    assert hostile.locator(".score").inner_text() == "0.900"
+    assert page.locator("h2#topic-%d" % env.seeded.topics["sanctions"]).count() == 1
+    assert page.locator("table.feeds td.state-erroring").inner_text().startswith("erroring")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
+
+    target = env.seeded.matches[1]
+    page.locator(f"li#m{target} button.not-relevant").click()
+    page.wait_for_url(f"**/#m{target}")
+    assert page.locator(f"li#m{target} .judged").inner_text() == "judged not relevant"
+    with db.session_scope(env.runtime.sessions) as s:
+        rows = s.scalars(select(Feedback)).all()
+        assert [(r.match_id, r.relevant) for r in rows] == [(target, False)]
+
+
+def test_search_box_finds_stored_articles(base_url, page) -> None:
+    page.goto(base_url + "/")
+    page.fill("input[name=q]", "troops sent to Russia")
+    page.locator("form.search button").click()
+    page.wait_for_selector("#search-results")
+    first = page.locator("#search-results li a.title").first.inner_text()
+    assert first.startswith("North Korea sends thousands of soldiers")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
