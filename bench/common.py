@@ -26,12 +26,31 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
+    """Descendants of ``pid``: any of its threads may have started a child."""
+    kids: list[int] = []
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                kids += [
+                    int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+                ]
+            except OSError:
+                continue
     except OSError:
         return []
-    kids = [int(p) for p in text.split()]
     return kids + [g for k in kids for g in _children(k)]
+
+
+def _pss(pid: int) -> int | None:
+    """Proportional set size: shared pages split between the processes that share them, so
+    the sum over a process tree is not inflated by copy-on-write pages."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def _stat(pid: int) -> tuple[int, float]:
@@ -62,7 +81,8 @@ class Sample:
 
 @dataclass
 class ProcessTree:
-    """Samples RSS (summed over the tree), CPU time and open descriptors of a process tree."""
+    """Samples memory (PSS summed over the tree; RSS where PSS is unavailable), CPU time and
+    open descriptors of a process tree."""
 
     pid: int
     started: float = field(default_factory=time.monotonic)
@@ -75,7 +95,8 @@ class ProcessTree:
         fds = 0
         for pid in pids:
             r, c = _stat(pid)
-            rss += r
+            pss = _pss(pid)
+            rss += pss if pss is not None else r
             fds += _fds(pid)
             self._cpu_by_pid[pid] = c  # the last value of a finished child still counts
         cpu = sum(self._cpu_by_pid.values())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import signal
 import threading
 import time
@@ -93,6 +94,7 @@ class Daemon:
         self._lock = SqliteOwnerLock(runtime.config.database_url)
         self._stopped = threading.Event()
         self._reload = threading.Event()
+        self.abandoned = False  # in-flight work outlived the grace period: the caller must exit
 
     def _job(self, name: str, stage: Callable[[Runtime], Any]) -> Callable[[], None]:
         def run() -> None:
@@ -191,7 +193,8 @@ class Daemon:
         )
         finisher.start()
         finisher.join(timeout=self.grace_s)
-        if finisher.is_alive():
+        self.abandoned = finisher.is_alive()
+        if self.abandoned:
             event(
                 log,
                 logging.WARNING,
@@ -205,6 +208,16 @@ class Daemon:
             event(log, logging.WARNING, "could not deregister worker", error=str(exc))
         self._lock.release()
         event(log, logging.INFO, "daemon stopped", seconds=round(time.monotonic() - started, 2))
+
+    def exit_if_abandoned(self) -> None:
+        """End the process now when a stage thread outlived the grace period.
+
+        Python joins executor threads at exit, so a stage stuck on a hostile feed would keep a
+        stopped daemon alive for ever; the database work is transactional, nothing is lost.
+        """
+        if self.abandoned:
+            logging.shutdown()
+            os._exit(0)
 
 
 def _now() -> datetime:

@@ -16,6 +16,7 @@ from tests.faults.conftest import StartDaemon
 from tests.support.daemonproc import (
     DELIVERY_BUILT,
     MATCHING_BUILT,
+    MODEL_WAIT_S,
     Db,
     config_text,
     needs_polling,
@@ -80,7 +81,7 @@ def test_kill_9_at_random_points_then_restart(
         "the first (history) poll of every feed",
         [daemon],
     )
-    for _ in range(4):
+    for _ in range(3):
         time.sleep(rng.uniform(0.2, 4.0))  # somewhere in a poll, match or delivery
         daemon.kill9()
         assert integrity(db_path) == "ok", f"seed {seed}"
@@ -95,7 +96,7 @@ def test_kill_9_at_random_points_then_restart(
     if MATCHING_BUILT and DELIVERY_BUILT:
         wait_until(
             lambda: all(slack.delivered(on_topic).values()),
-            60,
+            MODEL_WAIT_S,
             "an alert per on-topic entry",
             [daemon],
         )

@@ -22,6 +22,7 @@ from tests.faults.test_crash_and_reload import publish_over_time
 from tests.support.daemonproc import (
     DELIVERY_BUILT,
     MATCHING_BUILT,
+    MODEL_WAIT_S,
     Db,
     config_text,
     needs_polling,
@@ -74,7 +75,7 @@ def test_postgresql_connections_killed_during_cycles(
     if MATCHING_BUILT and DELIVERY_BUILT:
         wait_until(
             lambda: all(slack.delivered(on_topic).values()),
-            60,
+            MODEL_WAIT_S,
             "an alert per on-topic entry",
             [daemon],
         )

@@ -13,6 +13,7 @@ from tests.faults.conftest import StartDaemon
 from tests.support.daemonproc import (
     DELIVERY_BUILT,
     MATCHING_BUILT,
+    MODEL_WAIT_S,
     Db,
     config_text,
     needs_polling,
@@ -108,7 +109,7 @@ def test_feed_server_errors_are_recorded_and_recovered(
         on_topic = [link for link in links if link.endswith("/nk")]
         wait_until(
             lambda: all(slack.delivered(on_topic).values()),
-            60,
+            MODEL_WAIT_S,
             "an alert per on-topic entry",
             [daemon],
         )

@@ -18,6 +18,7 @@ from monitor.store.models import Article, Feed
 from tests.support.daemonproc import (
     DELIVERY_BUILT,
     MATCHING_BUILT,
+    MODEL_WAIT_S,
     DaemonProc,
     Db,
     config_text,
@@ -163,7 +164,7 @@ def test_three_workers_share_feeds_and_take_over_a_dead_one(
     if MATCHING_BUILT and DELIVERY_BUILT:
         wait_until(
             lambda: all(slack.delivered(on_topic).values()),
-            90,
+            MODEL_WAIT_S,
             "an alert per on-topic item",
             survivors,
         )

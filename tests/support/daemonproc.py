@@ -25,6 +25,8 @@ from monitor.store.models import Article, Delivery, Feed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
+# loading the model in a fresh daemon takes seconds alone, over a minute on a loaded 2-core box
+MODEL_WAIT_S = 180.0
 ON_TOPIC_DESCRIPTION = "North Korea sends artillery shells and missiles to Russia for its war"
 
 
@@ -53,7 +55,7 @@ def config_text(
     email: dict[str, Any] | None = None,
     interval_s: float = 2.0,
     lease_s: float = 10.0,
-    total_timeout_s: float = 1.0,
+    total_timeout_s: float = 3.0,
     topic: bool = True,
     extra: str = "",
 ) -> str:
