@@ -68,7 +68,9 @@ def config_text(
         'connect_timeout = "2s"\nread_timeout = "2s"\n'
         f'total_timeout = "{total_timeout_s}s"\n'
         'parse_timeout = "1s"\nparse_workers = 1\nper_host = 16\nconcurrency = 32\n',
-        '[delivery]\nretry_base = "1s"\nretry_cap = "2s"\n',
+        # story grouping off (only identical vectors join): each on-topic entry is its own alert,
+        # so "delivered exactly once" is counted per entry at the receiver
+        '[delivery]\nretry_base = "1s"\nretry_cap = "2s"\nstory_similarity = 1.0\n',
         "[alerts.console]\nenabled = false\n",
     ]
     if slack_url:
