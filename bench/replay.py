@@ -195,6 +195,10 @@ def score(
         if d.match_id in match_by_id:
             per_topic[topics.get(match_by_id[d.match_id].topic_id, "?")]["alerts"] += 1
     judged = len(true_pos) + len(false_pos)
+    # articles the matcher had reached when the run stopped: recall among those separates
+    # "matched wrongly" from "not matched yet" when the backlog did not drain in time
+    processed = {link_of(a.id) for a in articles.values() if a.matched_at is not None}
+    positive_processed = positive & processed
     return {
         "entries_stored": len(articles),
         "history_entries": sum(1 for a in articles.values() if a.is_history),
@@ -206,6 +210,13 @@ def score(
         "false_positives": len(false_pos),
         "precision": len(true_pos) / judged if judged else None,
         "recall": len(true_pos) / len(positive) if positive else None,
+        "articles_unmatched_at_stop": sum(1 for a in articles.values() if a.matched_at is None),
+        "positives_processed": len(positive_processed),
+        "recall_processed": (
+            len(true_pos & positive_processed) / len(positive_processed)
+            if positive_processed
+            else None
+        ),
         "false_alerts": false_alerts,
         "false_alerts_per_day": false_alerts / sim_days if sim_days else None,
         "saved_by_story": sum(v["saved_by_story"] for v in per_topic.values()),
@@ -382,6 +393,11 @@ def _print(r: dict[str, Any]) -> None:
     print(
         f"recall              {pct(r['recall'])}  ({r['true_positives']} of "
         f"{r['positives_in_stream']} positives; target >= 0.9)"
+    )
+    print(
+        f"recall (matched)    {pct(r['recall_processed'])}  (of {r['positives_processed']} "
+        f"positives the matcher reached; {r['articles_unmatched_at_stop']} articles "
+        "still unmatched at stop)"
     )
     print(
         f"false alerts/day    {pct(r['false_alerts_per_day'])}  ({r['false_alerts']} in all; "
