@@ -49,7 +49,7 @@ def terminate_connections(pg_url: str) -> int:
 
 @needs_polling
 def test_postgresql_connections_killed_during_cycles(
-    server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig, pg_url: str
+    pg_url: str, server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig
 ) -> None:
     rng = random.Random(11)
     farm = FeedFarm(server, lambda: datetime.now(UTC))
