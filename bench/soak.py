@@ -138,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         "--item-every", type=float, default=120.0, help="seconds between two items of one feed"
     )
     parser.add_argument("--sample-every", type=float, default=30.0)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds of warm-up (model loaded, first matches); default: a "
+        "quarter of the run, at least 2 minutes",
+    )
     parser.add_argument("--config", default=str(REPO_ROOT / "config.toml"))
     parser.add_argument("--database-url", default="")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -175,11 +182,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
             code = stop_daemon(proc)
         slack_posts = len(server.requests_to("/slack"))
-    return _verdict(tree, args.minutes, code, slack_posts)
+    return _verdict(tree, args.minutes, code, slack_posts, args.warmup)
 
 
-def _verdict(tree: ProcessTree, minutes: float, code: int | None, slack_posts: int) -> int:
-    warm_s = max(120.0, minutes * 60 / 4)
+def _verdict(
+    tree: ProcessTree,
+    minutes: float,
+    code: int | None,
+    slack_posts: int,
+    warmup_s: float | None = None,
+) -> int:
+    warm_s = warmup_s if warmup_s is not None else max(120.0, minutes * 60 / 4)
     warm = [s for s in tree.samples if s.at_s <= warm_s]
     after = [s for s in tree.samples if s.at_s > warm_s]
     print(f"\ndaemon exit code {code}; Slack POSTs {slack_posts}")
