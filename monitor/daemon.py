@@ -80,6 +80,17 @@ class SqliteOwnerLock:
             self._handle = None
 
 
+class _BusyStageFilter(logging.Filter):
+    """Drop APScheduler's "skipped: maximum number of running instances" warning.
+
+    A stage working through a backlog outlives many ticks; that is normal (``max_instances=1``
+    is the design), and the warning would otherwise be logged once per tick per busy stage.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
 class Daemon:
     """Runs the stages periodically until asked to stop."""
 
@@ -128,6 +139,7 @@ class Daemon:
                 name=name,
                 next_run_time=_now(),
             )
+        logging.getLogger("apscheduler.scheduler").addFilter(_BusyStageFilter())
         self.scheduler.start()
         config = self.runtime.config
         event(
