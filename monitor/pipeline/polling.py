@@ -81,8 +81,10 @@ class _Poller:
         self.cfg = runtime.config.polling
         self.batch = max(self.cfg.concurrency * BATCHES_IN_FLIGHT, 64)
         # a lease must outlive the slowest feed of a batch, or another worker could take it
-        self.lease_s = max(runtime.config.database.lease,
-                           self.cfg.total_timeout * BATCHES_IN_FLIGHT + self.cfg.parse_timeout)
+        self.lease_s = max(
+            runtime.config.database.lease,
+            self.cfg.total_timeout * BATCHES_IN_FLIGHT + self.cfg.parse_timeout,
+        )
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="poll-db")
 
     async def _db(self, fn: Callable[..., T], *args: object) -> T:
@@ -109,8 +111,9 @@ class _Poller:
 
     def _claim(self) -> list[FeedRef]:
         with db.session_scope(self.runtime.sessions) as session:
-            return store.claim_due(session, self.runtime.worker_id, now=_now(),
-                                   lease_s=self.lease_s, limit=self.batch)
+            return store.claim_due(
+                session, self.runtime.worker_id, now=_now(), lease_s=self.lease_s, limit=self.batch
+            )
 
     async def _poll_one(self, fetcher: Fetcher, feed: FeedRef) -> None:
         if self.runtime.stop.is_set():
@@ -130,54 +133,98 @@ class _Poller:
             try:
                 await self._db(self._store, feed, outcome, None)
             except Exception as again:  # the database itself is failing: the lease expires
-                event(log, logging.ERROR, "feed result not recorded", feed_id=feed.id,
-                      url=feed.url, error=str(again))
+                event(
+                    log,
+                    logging.ERROR,
+                    "feed result not recorded",
+                    feed_id=feed.id,
+                    url=feed.url,
+                    error=str(again),
+                )
         self._account(feed, result, outcome, stored)
 
-    async def _parse(self, feed: FeedRef, result: FetchResult,
-                     now: datetime) -> tuple[ParsedFeed | None, str]:
+    async def _parse(
+        self, feed: FeedRef, result: FetchResult, now: datetime
+    ) -> tuple[ParsedFeed | None, str]:
         if result.error or result.body is None:
             return None, result.error
         try:
             parsed = await self.pool.parse(
-                result.body, url=result.final_url or feed.url, content_type=result.content_type,
-                fetched_at=now, default_language=feed.language)
+                result.body,
+                url=result.final_url or feed.url,
+                content_type=result.content_type,
+                fetched_at=now,
+                default_language=feed.language,
+            )
         except ParseError as exc:
             return None, f"parse error: {exc}"
         return parsed, ""
 
-    def _outcome(self, feed: FeedRef, result: FetchResult, parsed: ParsedFeed | None,
-                 error: str, now: datetime) -> store.PollOutcome:
+    def _outcome(
+        self,
+        feed: FeedRef,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        error: str,
+        now: datetime,
+    ) -> store.PollOutcome:
         if error:
-            return self._failure_outcome(feed, result.status, error, now,
-                                         retry_after_s=result.retry_after_s, gone=result.gone)
+            return self._failure_outcome(
+                feed,
+                result.status,
+                error,
+                now,
+                retry_after_s=result.retry_after_s,
+                gone=result.gone,
+            )
         bounds = schedule.Bounds.from_config(self.cfg, feed.interval_s)
         ttl_s = parsed.ttl_s if parsed is not None else feed.ttl_s
-        next_at = schedule.next_poll_after_success(now, bounds, ttl_s=ttl_s,
-                                                   max_age_s=result.max_age_s)
+        next_at = schedule.next_poll_after_success(
+            now, bounds, ttl_s=ttl_s, max_age_s=result.max_age_s
+        )
         return store.PollOutcome(
-            now=now, status=result.status, next_poll_at=next_at, not_modified=result.not_modified,
-            etag=result.etag, last_modified=result.last_modified, ttl_s=ttl_s,
+            now=now,
+            status=result.status,
+            next_poll_at=next_at,
+            not_modified=result.not_modified,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            ttl_s=ttl_s,
             new_url=result.permanent_redirect_url,
-            title=parsed.title if parsed else "", site_url=parsed.site_url if parsed else "",
+            title=parsed.title if parsed else "",
+            site_url=parsed.site_url if parsed else "",
             language=parsed.language if parsed else "",
         )
 
-    def _failure_outcome(self, feed: FeedRef, status: int | None, error: str, now: datetime, *,
-                         retry_after_s: float | None, gone: bool = False) -> store.PollOutcome:
+    def _failure_outcome(
+        self,
+        feed: FeedRef,
+        status: int | None,
+        error: str,
+        now: datetime,
+        *,
+        retry_after_s: float | None,
+        gone: bool = False,
+    ) -> store.PollOutcome:
         bounds = schedule.Bounds.from_config(self.cfg, feed.interval_s)
-        next_at = schedule.next_poll_after_error(now, bounds, feed.consecutive_errors + 1,
-                                                 retry_after_s=retry_after_s)
-        return store.PollOutcome(now=now, status=status, next_poll_at=next_at, error=error,
-                                 gone=gone)
+        next_at = schedule.next_poll_after_error(
+            now, bounds, feed.consecutive_errors + 1, retry_after_s=retry_after_s
+        )
+        return store.PollOutcome(
+            now=now, status=status, next_poll_at=next_at, error=error, gone=gone
+        )
 
     def _store(self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None) -> int:
         with db.session_scope(self.runtime.sessions) as session:
             stored = 0
             if parsed is not None and parsed.entries:
-                stored = store.store_entries(session, feed.id, parsed.entries,
-                                             is_history=not feed.has_succeeded,
-                                             fetched_at=outcome.now)
+                stored = store.store_entries(
+                    session,
+                    feed.id,
+                    parsed.entries,
+                    is_history=not feed.has_succeeded,
+                    fetched_at=outcome.now,
+                )
             store.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
             return stored
 
@@ -185,20 +232,35 @@ class _Poller:
         with db.session_scope(self.runtime.sessions) as session:
             store.release(session, [feed.id], self.runtime.worker_id)
 
-    def _account(self, feed: FeedRef, result: FetchResult, outcome: store.PollOutcome,
-                 stored: int) -> None:
+    def _account(
+        self, feed: FeedRef, result: FetchResult, outcome: store.PollOutcome, stored: int
+    ) -> None:
         report = self.report
         report.feeds_polled += 1
         report.articles_stored += stored
         if outcome.error:
             report.feeds_failed += 1
-            event(log, logging.WARNING, "feed poll failed", feed_id=feed.id, url=feed.url,
-                  status=outcome.status, error=outcome.error,
-                  errors_in_row=feed.consecutive_errors + 1,
-                  next_poll=outcome.next_poll_at.isoformat(timespec="seconds"),
-                  disabled=outcome.gone)
+            event(
+                log,
+                logging.WARNING,
+                "feed poll failed",
+                feed_id=feed.id,
+                url=feed.url,
+                status=outcome.status,
+                error=outcome.error,
+                errors_in_row=feed.consecutive_errors + 1,
+                next_poll=outcome.next_poll_at.isoformat(timespec="seconds"),
+                disabled=outcome.gone,
+            )
             return
         if result.not_modified:
             report.not_modified += 1
-        event(log, logging.DEBUG, "feed polled", feed_id=feed.id, status=outcome.status,
-              stored=stored, elapsed_s=round(result.elapsed_s, 3))
+        event(
+            log,
+            logging.DEBUG,
+            "feed polled",
+            feed_id=feed.id,
+            status=outcome.status,
+            stored=stored,
+            elapsed_s=round(result.elapsed_s, 3),
+        )
