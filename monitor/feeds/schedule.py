@@ -7,8 +7,9 @@
   ``Retry-After`` from a 429/503 is honoured when longer (up to the same cap). Errors never stop
   polling: the cap is reached and the feed keeps being tried at that pace until it recovers,
   which resets the count.
-* Every delay carries jitter (-10%..+10%), so feeds added or polled together drift apart and a
-  restart does not fire them all in the same second.
+* Every delay carries jitter (-10%..+10%), and a feed's first success draws its delay anywhere
+  in ``[min_interval, interval]``, so feeds added together (a fresh install of 1,000 feeds) are
+  spread over the interval from then on, and a restart finds only the few that are due.
 """
 
 from __future__ import annotations
@@ -76,8 +77,18 @@ def next_poll_after_success(
     ttl_s: float | None = None,
     max_age_s: float | None = None,
     rng: random.Random | None = None,
+    spread: bool = False,
 ) -> datetime:
-    delay = jittered(success_delay(bounds, ttl_s=ttl_s, max_age_s=max_age_s), rng)
+    """The next poll after a success. ``spread`` (used on a feed's first success) draws the
+    delay anywhere in ``[min_interval, delay]`` instead of ``delay +- 10%``: feeds added
+    together (a fresh install, a restart with new feeds) then fall evenly over one interval
+    instead of coming due again in the same minute, cycle after cycle."""
+    delay = success_delay(bounds, ttl_s=ttl_s, max_age_s=max_age_s)
+    if spread:
+        low = min(bounds.min_interval_s, delay)
+        delay = rng.uniform(low, delay) if rng else random.uniform(low, delay)
+    else:
+        delay = jittered(delay, rng)
     return now + timedelta(seconds=max(delay, bounds.min_interval_s * (1 - JITTER_FRACTION)))
 
 

@@ -180,7 +180,7 @@ class _Poller:
         bounds = schedule.Bounds.from_config(self.cfg, feed.interval_s)
         ttl_s = parsed.ttl_s if parsed is not None else feed.ttl_s
         next_at = schedule.next_poll_after_success(
-            now, bounds, ttl_s=ttl_s, max_age_s=result.max_age_s
+            now, bounds, ttl_s=ttl_s, max_age_s=result.max_age_s, spread=not feed.has_succeeded
         )
         return store.PollOutcome(
             now=now,

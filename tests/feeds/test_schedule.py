@@ -63,3 +63,15 @@ def test_retry_after_and_max_age_headers() -> None:
     assert parse_max_age("public, max-age=600") == 600
     assert parse_max_age("no-cache, max-age=600") is None
     assert parse_max_age("") is None
+
+
+def test_first_success_spreads_feeds_over_the_interval() -> None:
+    rng = random.Random(3)
+    delays = sorted(
+        (next_poll_after_success(NOW, B, rng=rng, spread=True) - NOW).total_seconds()
+        for _ in range(200)
+    )
+    assert delays[0] >= 54
+    assert delays[-1] <= 900
+    assert delays[20] < 250
+    assert delays[-20] > 700
