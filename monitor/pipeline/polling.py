@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from sqlalchemy.orm import Session
+
 from monitor.domain import FeedRef, FetchResult, ParsedFeed
 from monitor.errors import ParseError
 from monitor.feeds import schedule
@@ -38,7 +40,9 @@ log = logging.getLogger(__name__)
 
 PARSER_POOL = "feeds.parser_pool"
 BATCHES_IN_FLIGHT = 8  # claim this many times `concurrency` feeds at once
+WRITE_BATCH = 100  # most feed results written in one transaction
 T = TypeVar("T")
+_Write = tuple[FeedRef, "store.PollOutcome", ParsedFeed | None, "asyncio.Future[int]"]
 
 
 @dataclass
@@ -86,6 +90,8 @@ class _Poller:
             self.cfg.total_timeout * BATCHES_IN_FLIGHT + self.cfg.parse_timeout,
         )
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="poll-db")
+        self._writes: list[_Write] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def _db(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -124,7 +130,7 @@ class _Poller:
             result = await fetcher.fetch(feed)
             parsed, error = await self._parse(feed, result, now)
             outcome = self._outcome(feed, result, parsed, error, now)
-            stored = await self._db(self._store, feed, outcome, parsed)
+            stored = await self._write(feed, outcome, parsed)
         except Exception as exc:  # the loop never dies: record it on the feed and go on
             log.exception("feed poll crashed", extra={"fields": {"feed_id": feed.id}})
             error = f"internal error: {type(exc).__name__}: {exc}"
@@ -214,19 +220,76 @@ class _Poller:
             now=now, status=status, next_poll_at=next_at, error=error, gone=gone
         )
 
+    async def _write(
+        self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None
+    ) -> int:
+        """Queue one feed's result for the database thread; return how many articles it stored.
+
+        Results that finish while the thread is busy are written together in one transaction
+        (a commit per feed was the largest cost of a 1,000-feed cycle on SQLite)."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._writes.append((feed, outcome, parsed, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._writes:
+            batch, self._writes = self._writes[:WRITE_BATCH], self._writes[WRITE_BATCH:]
+            try:
+                results = await self._db(self._store_many, [(f, o, p) for f, o, p, _ in batch])
+            except Exception as exc:  # the thread itself failed: every waiter hears of it
+                results = [exc] * len(batch)
+            for (*_, done), result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    done.set_exception(result)
+                else:
+                    done.set_result(result)
+
+    def _store_many(
+        self, items: list[tuple[FeedRef, store.PollOutcome, ParsedFeed | None]]
+    ) -> list[int | Exception]:
+        try:
+            with db.session_scope(self.runtime.sessions) as session:
+                return [self._store_in(session, *item) for item in items]
+        except Exception as exc:  # one bad row must not lose the batch: retry one at a time
+            event(
+                log,
+                logging.WARNING,
+                "batch write failed; writing feeds one by one",
+                feeds=len(items),
+                error=str(exc),
+            )
+        results: list[int | Exception] = []
+        for item in items:
+            try:
+                results.append(self._store(*item))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
     def _store(self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None) -> int:
         with db.session_scope(self.runtime.sessions) as session:
-            stored = 0
-            if parsed is not None and parsed.entries:
-                stored = store.store_entries(
-                    session,
-                    feed.id,
-                    parsed.entries,
-                    is_history=not feed.has_succeeded,
-                    fetched_at=outcome.now,
-                )
-            store.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
-            return stored
+            return self._store_in(session, feed, outcome, parsed)
+
+    def _store_in(
+        self,
+        session: Session,
+        feed: FeedRef,
+        outcome: store.PollOutcome,
+        parsed: ParsedFeed | None,
+    ) -> int:
+        stored = 0
+        if parsed is not None and parsed.entries:
+            stored = store.store_entries(
+                session,
+                feed.id,
+                parsed.entries,
+                is_history=not feed.has_succeeded,
+                fetched_at=outcome.now,
+            )
+        store.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
+        return stored
 
     def _release(self, feed: FeedRef) -> None:
         with db.session_scope(self.runtime.sessions) as session:

@@ -191,3 +191,28 @@ def test_poll_cycle_on_postgresql(
     assert feed_row(runtime, server.url("/gone")).enabled is False
     with db.session_scope(runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Article)) == 3
+
+
+def test_feed_removed_while_polled_does_not_break_the_batch(
+    server: LocalServer, make_runtime: MakeRuntime
+) -> None:
+    urls = [server.url(f"/ok{i}") for i in range(5)]
+    runtime = make_runtime([*urls, server.url("/vanishing")])
+
+    def vanish(_request: Recorded) -> Reply:
+        from monitor.store import queries
+
+        with db.session_scope(runtime.sessions) as session:
+            queries.remove_feed(session, server.url("/vanishing"))
+        return Reply(body=fixture("rss10.rdf"), headers=RSS)
+
+    for i in range(5):
+        server.route(f"/ok{i}", Reply(body=fixture(f"syndicated_{'ab'[i % 2]}.xml"), headers=RSS))
+    server.route("/vanishing", vanish)
+    report = poll_due(runtime)
+    assert report.feeds_polled == 6
+    assert {a.canonical_link for a in articles(runtime)} == {
+        "https://wire.example/story/77",
+        "https://paperb.example/own",
+    }
+    assert all(feed_row(runtime, u).last_status == 200 for u in urls)
