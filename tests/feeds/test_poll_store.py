@@ -216,3 +216,29 @@ def test_feed_removed_while_polled_does_not_break_the_batch(
         "https://paperb.example/own",
     }
     assert all(feed_row(runtime, u).last_status == 200 for u in urls)
+
+
+def test_unreachable_feed_is_logged_with_its_error(
+    server: LocalServer, make_runtime: MakeRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now: connection refused, as when offline
+    dead = f"http://127.0.0.1:{closed_port}/rss"
+    server.route("/rss", Reply(body=fixture("rss20.xml"), headers=RSS))
+    runtime = make_runtime([dead, server.url("/rss")])
+    with caplog.at_level("WARNING", logger="monitor.pipeline.polling"):
+        report = poll_due(runtime)
+    assert (report.feeds_polled, report.feeds_failed) == (2, 1)
+    [record] = [r for r in caplog.records if r.getMessage() == "feed poll failed"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["url"] == dead
+    assert fields["feed_id"] == feed_row(runtime, dead).id
+    assert "ConnectError" in fields["error"]
+    row = feed_row(runtime, dead)
+    assert row.consecutive_errors == 1
+    assert "ConnectError" in row.last_error
+    assert feed_row(runtime, server.url("/rss")).last_status == 200
