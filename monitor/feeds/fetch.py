@@ -94,14 +94,21 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         cfg = self.config
-        timeout = httpx.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout,
-                                write=cfg.read_timeout, pool=cfg.total_timeout)
+        timeout = httpx.Timeout(
+            connect=cfg.connect_timeout,
+            read=cfg.read_timeout,
+            write=cfg.read_timeout,
+            pool=cfg.total_timeout,
+        )
         # No keep-alive pool: feeds on one host are polled minutes apart, so idle connections
         # are rarely reused, and httpcore checks every idle connection on each request
         # (measured: the pool bookkeeping cost more CPU than the connects it saved).
         limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=0)
         self._client = httpx.AsyncClient(
-            timeout=timeout, limits=limits, follow_redirects=False, transport=self._transport,
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+            transport=self._transport,
             headers={"User-Agent": user_agent(cfg), "Accept": ACCEPT},
         )
         return self
@@ -126,8 +133,12 @@ class Fetcher:
                 async with asyncio.timeout(self.config.total_timeout):
                     result = await self._fetch(feed)
             except TimeoutError:
-                result = _failure(feed.url, FetchTimeout(
-                    f"no complete answer within {self.config.total_timeout:g}s (total timeout)"))
+                result = _failure(
+                    feed.url,
+                    FetchTimeout(
+                        f"no complete answer within {self.config.total_timeout:g}s (total timeout)"
+                    ),
+                )
             except FetchError as exc:
                 result = _failure(feed.url, exc)
             except httpx.TimeoutException as exc:
@@ -154,25 +165,37 @@ class Fetcher:
                 await response.aclose()
         raise TooManyRedirects(f"more than {self.config.max_redirects} redirects", url=feed.url)
 
-    async def _finish(self, feed: FeedRef, response: httpx.Response, url: str,
-                      permanent_url: str | None) -> FetchResult:
+    async def _finish(
+        self, feed: FeedRef, response: httpx.Response, url: str, permanent_url: str | None
+    ) -> FetchResult:
         status, headers = response.status_code, response.headers
         common = {
-            "url": feed.url, "status": status, "final_url": url,
+            "url": feed.url,
+            "status": status,
+            "final_url": url,
             "permanent_redirect_url": permanent_url,
             "content_type": headers.get("content-type", ""),
         }
         if status == 304:
-            return FetchResult(**common, etag=feed.etag, last_modified=feed.last_modified,
-                               max_age_s=parse_max_age(headers.get("cache-control")))
+            return FetchResult(
+                **common,
+                etag=feed.etag,
+                last_modified=feed.last_modified,
+                max_age_s=parse_max_age(headers.get("cache-control")),
+            )
         if status >= 400 or status < 200:
             reason = f"HTTP {status} {response.reason_phrase}".strip()
-            retry = parse_retry_after(headers.get("retry-after")) \
-                if status in RETRY_AFTER_STATUSES else None
+            retry = (
+                parse_retry_after(headers.get("retry-after"))
+                if status in RETRY_AFTER_STATUSES
+                else None
+            )
             return FetchResult(**common, error=reason, retry_after_s=retry, gone=status == 410)
         body = await self._read_body(response)
         return FetchResult(
-            **common, body=body, etag=headers.get("etag"),
+            **common,
+            body=body,
+            etag=headers.get("etag"),
             last_modified=headers.get("last-modified"),
             max_age_s=parse_max_age(headers.get("cache-control")),
         )
@@ -182,7 +205,8 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise ResponseTooLarge(
-                f"body of {int(declared)} bytes is over the limit of {limit} bytes")
+                f"body of {int(declared)} bytes is over the limit of {limit} bytes"
+            )
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():  # decoded: counts what a gzip bomb expands to
             size += len(chunk)
