@@ -181,12 +181,15 @@ class StoryMember:
 def story_members(
     session: Session, topic_id: int, since: datetime, exclude_match: int
 ) -> list[StoryMember]:
-    """Matches of ``topic_id`` in stories still open (seen since ``since``)."""
+    """Matches of ``topic_id`` in stories still open: started since ``since``.
+
+    The window runs from a story's first article, not its latest, so a week of continuous
+    coverage cannot chain into one endless story (each new development alerts again)."""
     rows = session.execute(
         select(Match.id, Match.story_id, Article.id, Article.canonical_link)
         .join(Article, Article.id == Match.article_id)
         .join(Story, Story.id == Match.story_id)
-        .where(Match.topic_id == topic_id, Story.last_seen_at >= since, Match.id != exclude_match)
+        .where(Match.topic_id == topic_id, Story.created_at >= since, Match.id != exclude_match)
         .order_by(Match.id)
     )
     return [StoryMember(m, s, a, link or "") for m, s, a, link in rows if s is not None]
