@@ -22,6 +22,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -204,6 +205,23 @@ def main() -> int:
             log.close()
 
 
+def wait_for_warm_up(database: Path, deadline: float) -> bool:
+    """Wait until the first poll's history entries are stored and matched: the model is then
+    loaded, so the figure measures steady-state latency, not the model's cold start."""
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(database, timeout=5) as conn:
+                total, pending = conn.execute(
+                    "SELECT count(*), sum(matched_at IS NULL) FROM articles"
+                ).fetchone()
+            if total and not pending:
+                return True
+        except sqlite3.Error:
+            pass  # the daemon has not created the schema yet
+        time.sleep(0.5)
+    return False
+
+
 def measure(
     args: argparse.Namespace,
     spread: float,
@@ -223,7 +241,12 @@ def measure(
             )
             return 1
         time.sleep(0.2)
-    time.sleep(2)  # let the first (history) poll be stored
+    if not wait_for_warm_up(tmp / "latency.db", deadline):
+        print(
+            "the daemon never matched the feed's history entries; its log:\n"
+            + (tmp / "daemon.log").read_text()[-3000:]
+        )
+        return 1
     offsets = sorted(rng.uniform(0, spread) for _ in range(args.items))
     appeared: dict[str, float] = {}
     start = time.monotonic()
