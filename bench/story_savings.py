@@ -44,8 +44,11 @@ from monitor.store.models import Article, Delivery, Embedding, Feed, Match, Topi
 def canonical(link: str) -> str:
     """A rough canonical link: lower-case host, no fragment, no tracking parameters."""
     parts = urlsplit(link.strip())
-    query = [(k, v) for k, v in parse_qsl(parts.query) if not k.lower().startswith("utm_")
-             and k.lower() not in ("source", "ref", "cmp")]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query)
+        if not k.lower().startswith("utm_") and k.lower() not in ("source", "ref", "cmp")
+    ]
     host = parts.netloc.lower()
     return urlunsplit((parts.scheme.lower(), host, parts.path, urlencode(query), ""))
 
@@ -84,13 +87,20 @@ def embed(entries: list[dict[str, Any]]) -> list[list[float]]:
     return [list(map(float, v)) for v in vectors]
 
 
-def replay(entries: list[dict[str, Any]], vectors: list[list[float]], similarity: float,
-           window: str) -> tuple[int, int]:
+def replay(
+    entries: list[dict[str, Any]],
+    vectors: list[list[float]],
+    similarity: float,
+    window: str,
+    show: int = 0,
+) -> tuple[int, int]:
     """Run the entries through enqueue_alerts; return (matches, alerts)."""
     with tempfile.TemporaryDirectory() as tmp:
-        text = (f'[database]\nurl = "sqlite:///{tmp}/bench.db"\n[delivery]\n'
-                f'story_similarity = {similarity}\nstory_window = "{window}"\n'
-                '[[topics]]\nname = "bench"\ndescriptions = ["x"]\nchannels = ["console"]\n')
+        text = (
+            f'[database]\nurl = "sqlite:///{tmp}/bench.db"\n[delivery]\n'
+            f'story_similarity = {similarity}\nstory_window = "{window}"\n'
+            '[[topics]]\nname = "bench"\ndescriptions = ["x"]\nchannels = ["console"]\n'
+        )
         runtime = open_runtime(parse_config(text, Path(tmp) / "config.toml"))
         now = {"t": datetime.now(UTC)}
         runtime.resources[CLOCK_KEY] = lambda: now["t"]
@@ -106,27 +116,61 @@ def replay(entries: list[dict[str, Any]], vectors: list[list[float]], similarity
                         session.flush()
                         feeds[feed_url] = feed.id
                     topic_id = session.scalar(select(Topic.id).where(Topic.name == "bench"))
-                    article = Article(feed_id=feeds[feed_url], entry_key=f"e{index}",
-                                      link=entry.get("link", ""),
-                                      canonical_link=canonical(entry.get("link", "")),
-                                      title=entry.get("title", ""), published_at=now["t"])
+                    article = Article(
+                        feed_id=feeds[feed_url],
+                        entry_key=f"e{index}",
+                        link=entry.get("link", ""),
+                        canonical_link=canonical(entry.get("link", "")),
+                        title=entry.get("title", ""),
+                        published_at=now["t"],
+                    )
                     session.add(article)
                     session.flush()
                     # as the matching stage does: the article's vector is stored before matching
                     raw = np.asarray(vector, dtype=np.float32)
-                    session.add(Embedding(article_id=article.id, model_id="bench", dim=len(raw),
-                                          vector=raw.tobytes()))
-                    match = Match(article_id=article.id, topic_id=topic_id, score=1.0,
-                                  published_at=now["t"])
+                    session.add(
+                        Embedding(
+                            article_id=article.id,
+                            model_id="bench",
+                            dim=len(raw),
+                            vector=raw.tobytes(),
+                        )
+                    )
+                    match = Match(
+                        article_id=article.id, topic_id=topic_id, score=1.0, published_at=now["t"]
+                    )
                     session.add(match)
                     session.flush()
                     enqueue_alerts(session, runtime, match, article, vector)
             with db.session_scope(runtime.sessions) as session:
                 matches = session.scalar(select(func.count()).select_from(Match)) or 0
                 alerts = session.scalar(select(func.count()).select_from(Delivery)) or 0
+                if show:
+                    print_groups(session, show)
         finally:
             runtime.close()
     return matches, alerts
+
+
+def print_groups(session: Any, show: int) -> None:
+    """The largest stories, to judge by eye whether grouped articles report one event."""
+    sizes = session.execute(
+        select(Match.story_id, func.count())
+        .group_by(Match.story_id)
+        .having(func.count() > 1)
+        .order_by(func.count().desc())
+        .limit(show)
+    ).all()
+    for story_id, size in sizes:
+        titles = session.scalars(
+            select(Article.title)
+            .join(Match, Match.article_id == Article.id)
+            .where(Match.story_id == story_id)
+            .order_by(Match.id)
+        ).all()
+        print(f"  story {story_id} ({size} articles):")
+        for title in titles[:6]:
+            print(f"    - {title[:110]}")
 
 
 def main() -> None:
@@ -135,19 +179,26 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, help='JSON with a "positive" list of links')
     parser.add_argument("--similarity", type=float, nargs="+", default=[0.9])
     parser.add_argument("--window", default="48h", help="story window, e.g. 48h")
+    parser.add_argument(
+        "--show-groups", type=int, default=0, help="print the N largest stories of each run"
+    )
     args = parser.parse_args()
     positives = None
     if args.labels:
         positives = set(json.loads(args.labels.read_text(encoding="utf-8"))["positive"])
     entries = load_entries(args.stream, positives)
-    print(f"entries replayed: {len(entries)}"
-          + (f" (labelled positive; {len(positives)} positive links)" if positives else ""))
+    print(
+        f"entries replayed: {len(entries)}"
+        + (f" (labelled positive; {len(positives)} positive links)" if positives else "")
+    )
     vectors = embed(entries)
     for similarity in args.similarity:
-        matches, alerts = replay(entries, vectors, similarity, args.window)
+        matches, alerts = replay(entries, vectors, similarity, args.window, args.show_groups)
         saved = matches - alerts
-        print(f"similarity>={similarity:.2f} window={args.window}: {matches} matches -> "
-              f"{alerts} alerts, {saved} saved ({100 * saved / max(1, matches):.0f}%)")
+        print(
+            f"similarity>={similarity:.2f} window={args.window}: {matches} matches -> "
+            f"{alerts} alerts, {saved} saved ({100 * saved / max(1, matches):.0f}%)"
+        )
 
 
 if __name__ == "__main__":
