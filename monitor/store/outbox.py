@@ -276,25 +276,27 @@ def key_exists(session: Session, key: str) -> bool:
 
 
 def feeds_failing_since(session: Session, cutoff: datetime) -> list[Feed]:
-    """Feeds failing since before ``cutoff`` that have not been reported yet."""
+    """Feeds failing since before ``cutoff`` (reported or not: the caller checks its notices)."""
     return list(
         session.scalars(
-            select(Feed).where(
-                Feed.failing_since.is_not(None),
-                Feed.failing_since <= cutoff,
-                Feed.health_alerted_at.is_(None),
-            )
+            select(Feed).where(Feed.failing_since.is_not(None), Feed.failing_since <= cutoff)
         )
     )
 
 
-def feeds_recovered(session: Session) -> list[Feed]:
-    """Feeds reported as failing that now work again."""
-    return list(
-        session.scalars(
-            select(Feed).where(Feed.failing_since.is_(None), Feed.health_alerted_at.is_not(None))
-        )
+def latest_health_notices(session: Session) -> dict[int, Delivery]:
+    """feed id -> its newest health notice. The notices themselves are the memory of what was
+    reported, so recovery is noticed whatever else resets ``Feed.health_alerted_at``."""
+    latest: dict[int, Delivery] = {}
+    rows = session.scalars(
+        select(Delivery)
+        .where(Delivery.kind == "health", Delivery.feed_id.is_not(None))
+        .order_by(Delivery.id)
     )
+    for row in rows:
+        assert row.feed_id is not None
+        latest[row.feed_id] = row
+    return latest
 
 
 # -- listing --------------------------------------------------------------------------------
