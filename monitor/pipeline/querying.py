@@ -51,8 +51,9 @@ def cache_dir_for(config: Config, model_id: str) -> Path | None:
     return default_cache_dir(config.database_url, config.base_dir, model_id)
 
 
-def vector_index(runtime: Runtime, model_id: str, *, persistent: bool,
-                 min_refresh_interval_s: float = 0.0) -> VectorIndex:
+def vector_index(
+    runtime: Runtime, model_id: str, *, persistent: bool, min_refresh_interval_s: float = 0.0
+) -> VectorIndex:
     """The process's index for ``model_id`` (a file-backed one for one-shot CLI runs)."""
     key = f"{INDEX_KEY}:{model_id}"
     if key not in runtime.resources:
@@ -63,14 +64,24 @@ def vector_index(runtime: Runtime, model_id: str, *, persistent: bool,
 
 
 def search_articles(
-    runtime: Runtime, text: str, *, limit: int = 20, since: datetime | None = None,
-    until: datetime | None = None, lang: str | None = None, persistent_cache: bool = False,
+    runtime: Runtime,
+    text: str,
+    *,
+    limit: int = 20,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    lang: str | None = None,
+    persistent_cache: bool = False,
 ) -> list[dict[str, Any]]:
     """Articles ranked by cosine similarity to ``text`` (every stored article, not only matches)."""
     embedder = query_embedder(runtime)
     query = embedder.encode([text])[0]
-    index = vector_index(runtime, embedder.model_id, persistent=persistent_cache,
-                         min_refresh_interval_s=0.0 if persistent_cache else 2.0)
+    index = vector_index(
+        runtime,
+        embedder.model_id,
+        persistent=persistent_cache,
+        min_refresh_interval_s=0.0 if persistent_cache else 2.0,
+    )
     with db.session_scope(runtime.sessions) as session:
         index.refresh(session)
         hits = index.search(query, limit=limit, since=since, until=until, lang=lang)
