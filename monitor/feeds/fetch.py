@@ -24,7 +24,7 @@ import asyncio
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -132,9 +132,16 @@ class Fetcher:
         async with self._global, per_host:
             yield
 
-    async def fetch(self, feed: FeedRef) -> FetchResult:
-        """Fetch one feed; never raises for anything the feed or its server does."""
+    async def fetch(
+        self, feed: FeedRef, *, should_stop: Callable[[], bool] | None = None
+    ) -> FetchResult:
+        """Fetch one feed; never raises for anything the feed or its server does.
+
+        ``should_stop`` is asked once a slot is free: when it says yes the feed is not fetched
+        and the result is ``skipped`` (a shutdown must not start hundreds of queued fetches)."""
         async with self._slot(feed.url):
+            if should_stop is not None and should_stop():
+                return FetchResult(url=feed.url, status=None, error="stopped", skipped=True)
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.config.total_timeout):

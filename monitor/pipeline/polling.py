@@ -133,7 +133,10 @@ class _Poller:
             return
         now = _now()
         try:
-            result = await fetcher.fetch(feed)
+            result = await fetcher.fetch(feed, should_stop=self.runtime.stop.is_set)
+            if result.skipped:
+                await self._db(self._release, feed)
+                return
             parsed, error = await self._parse(feed, result, now)
             outcome = self._outcome(feed, result, parsed, error, now)
             stored = await self._write(feed, outcome, parsed)
