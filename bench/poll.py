@@ -259,6 +259,18 @@ def phase_baseline(urls: Sequence[str]) -> dict[str, Any]:
     return {"loop_wall_s": round(time.perf_counter() - wall0, 2), "entries": entries}
 
 
+def calibrate(rounds: int = 20) -> float:
+    """CPU seconds for one ``feedparser.parse`` of a bench feed, here and now: the machine's
+    speed (and how contended it is) in one number, to compare runs made on different days."""
+    import feedparser
+
+    body = make_feed(0, 40, "127.0.0.2")
+    started = time.process_time()
+    for _ in range(rounds):
+        feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    return (time.process_time() - started) / rounds
+
+
 def run_phase(name: str, extra: list[str]) -> dict[str, Any]:
     """Run one phase in a subprocess; measure it with wait4 (the tree's CPU, peak RSS)."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -271,6 +283,7 @@ def run_phase(name: str, extra: list[str]) -> dict[str, Any]:
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     figures = {
+        "load_avg_after": round(os.getloadavg()[0], 1),
         "wall_s": round(time.perf_counter() - started, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
@@ -361,6 +374,10 @@ def main() -> None:
             "--db",
             str(workdir / "bench.db"),
         ]
+        print(
+            f"calibration: feedparser.parse of one feed = {calibrate() * 1000:.1f} ms CPU; "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         results = {"full": run_phase("full", common), "304": run_phase("304", common)}
         if not args.skip_baseline:
             results["baseline"] = run_phase(

@@ -90,6 +90,7 @@ class _Poller:
             self.cfg.total_timeout * BATCHES_IN_FLIGHT + self.cfg.parse_timeout,
         )
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="poll-db")
+        self.started = _now()  # one run polls what was due when it started, once
         self._writes: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -118,7 +119,12 @@ class _Poller:
     def _claim(self) -> list[FeedRef]:
         with db.session_scope(self.runtime.sessions) as session:
             return store.claim_due(
-                session, self.runtime.worker_id, now=_now(), lease_s=self.lease_s, limit=self.batch
+                session,
+                self.runtime.worker_id,
+                now=_now(),
+                lease_s=self.lease_s,
+                limit=self.batch,
+                due_before=self.started,
             )
 
     async def _poll_one(self, fetcher: Fetcher, feed: FeedRef) -> None:
@@ -127,7 +133,10 @@ class _Poller:
             return
         now = _now()
         try:
-            result = await fetcher.fetch(feed)
+            result = await fetcher.fetch(feed, should_stop=self.runtime.stop.is_set)
+            if result.skipped:
+                await self._db(self._release, feed)
+                return
             parsed, error = await self._parse(feed, result, now)
             outcome = self._outcome(feed, result, parsed, error, now)
             stored = await self._write(feed, outcome, parsed)

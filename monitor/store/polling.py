@@ -30,12 +30,21 @@ MAX_ERROR_CHARS = 1000
 
 
 def claim_due(
-    session: Session, owner: str, *, now: datetime, lease_s: float, limit: int = 500
+    session: Session,
+    owner: str,
+    *,
+    now: datetime,
+    lease_s: float,
+    limit: int = 500,
+    due_before: datetime | None = None,
 ) -> list[FeedRef]:
-    """Lease up to ``limit`` due feeds to ``owner`` (oldest due first); commit is the caller's."""
+    """Lease up to ``limit`` due feeds to ``owner`` (oldest due first); commit is the caller's.
+
+    ``due_before`` (default ``now``) lets one polling run take only what was due when it
+    started, so a feed rescheduled a minute ahead is not polled twice in one long run."""
     claimable = and_(
         Feed.enabled.is_(True),
-        Feed.next_poll_at <= now,
+        Feed.next_poll_at <= (due_before or now),
         or_(Feed.lease_until.is_(None), Feed.lease_until < now),
     )
     query = select(Feed.id).where(claimable).order_by(Feed.next_poll_at, Feed.id).limit(limit)

@@ -242,3 +242,24 @@ def test_unreachable_feed_is_logged_with_its_error(
     assert row.consecutive_errors == 1
     assert "ConnectError" in row.last_error
     assert feed_row(runtime, server.url("/rss")).last_status == 200
+
+
+def test_stop_request_leaves_queued_feeds_for_later(
+    server: LocalServer, make_runtime: MakeRuntime
+) -> None:
+    urls = [server.url(f"/f{i}") for i in range(6)]
+    runtime = make_runtime(urls, concurrency=1)
+
+    def answer_then_stop(_request: Recorded) -> Reply:
+        runtime.stop.set()  # as SIGTERM would, while the first fetch is in flight
+        return Reply(body=fixture("rss20.xml"), headers=RSS)
+
+    for i in range(6):
+        server.route(f"/f{i}", answer_then_stop)
+    report = poll_due(runtime)
+    assert report.feeds_polled == 1
+    assert len(server.requests) == 1
+    rows = [feed_row(runtime, u) for u in urls]
+    assert sum(r.last_status == 200 for r in rows) == 1
+    assert all(r.lease_owner is None and r.lease_until is None for r in rows)
+    assert sum(r.last_polled_at is None for r in rows) == 5
