@@ -1,4 +1,4 @@
-"""`monitor eval`, `topics test`, `topics preview` and `feedback`, end to end with the real model."""
+"""`monitor eval`, `topics test`, `topics preview` and `feedback`, end to end, real model."""
 
 from __future__ import annotations
 
@@ -53,9 +53,22 @@ def test_eval_json_figures_match_a_known_confusion_matrix(
     config = make_config(topics=VOLCANO)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "monitor", "--config", str(config.path), "eval", str(LABELED),
-         "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "--config",
+            str(config.path),
+            "eval",
+            str(LABELED),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "embedding" in proc.stderr  # the progress bar goes to stderr, not into the JSON
@@ -77,7 +90,8 @@ def test_eval_json_figures_match_a_known_confusion_matrix(
 def test_eval_table_and_semantic_only_mode(make_config: Callable[..., Config]) -> None:
     config = make_config(topics=VOLCANO)
     table = invoke(config, "eval", str(LABELED))
-    assert "mode: hybrid" in table and "at best threshold" in table
+    assert "mode: hybrid" in table
+    assert "at best threshold" in table
     assert "0.727" in table  # overall F1 row
     semantic = json.loads(invoke(config, "eval", str(LABELED), "--no-require", "--format", "json"))
     assert semantic["mode"] == "semantic-only"
@@ -85,11 +99,12 @@ def test_eval_table_and_semantic_only_mode(make_config: Callable[..., Config]) -
     assert (semantic["tp"], semantic["fp"]) == (5, 5)
 
 
-def test_eval_rejects_a_file_without_labels(make_config: Callable[..., Config],
-                                            tmp_path: Path) -> None:
+def test_eval_rejects_a_file_without_labels(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"title": "x", "text": "y"}\n', encoding="utf-8")
-    with pytest.raises(MonitorError, match="bad.jsonl:1"):
+    with pytest.raises(MonitorError, match=r"bad\.jsonl:1"):
         invoke(make_config(topics=VOLCANO), "eval", str(bad))
 
 
@@ -99,7 +114,8 @@ def test_topics_test_prints_score_decision_and_explanation(
     config = make_config()
     out = invoke(config, "topics", "test", ON_TOPIC)
     assert "alliance: MATCH" in out
-    assert "closest passage" in out and "kim jong un" in out
+    assert "closest passage" in out
+    assert "kim jong un" in out
     article = tmp_path / "article.txt"
     article.write_text("Local bakery wins bread award\nThe sourdough was the best.", "utf-8")
     out = invoke(config, "topics", "test", "--file", str(article))
@@ -117,14 +133,31 @@ def test_topics_preview_counts_samples_and_histogram(make_config: Callable[..., 
             session.flush()
             now = datetime.now(UTC)
             title, summary = ON_TOPIC.split("\n")
-            session.add_all([
-                Article(feed_id=feed.id, entry_key="a", title=title, summary=summary,
-                        published_at=now - timedelta(days=1)),
-                Article(feed_id=feed.id, entry_key="b", title="Bakery wins award",
-                        summary="Sourdough.", published_at=now - timedelta(days=2)),
-                Article(feed_id=feed.id, entry_key="c", title="Kim Jong Un meets Putin again",
-                        summary="Old news.", published_at=now - timedelta(days=30)),
-            ])
+            session.add_all(
+                [
+                    Article(
+                        feed_id=feed.id,
+                        entry_key="a",
+                        title=title,
+                        summary=summary,
+                        published_at=now - timedelta(days=1),
+                    ),
+                    Article(
+                        feed_id=feed.id,
+                        entry_key="b",
+                        title="Bakery wins award",
+                        summary="Sourdough.",
+                        published_at=now - timedelta(days=2),
+                    ),
+                    Article(
+                        feed_id=feed.id,
+                        entry_key="c",
+                        title="Kim Jong Un meets Putin again",
+                        summary="Old news.",
+                        published_at=now - timedelta(days=30),
+                    ),
+                ]
+            )
     finally:
         rt.close()
     out = invoke(config, "topics", "preview", "--since", "7d")
@@ -143,8 +176,15 @@ def test_feedback_command_records_a_judgement(make_config: Callable[..., Config]
             session.add(feed)
             session.flush()
             title, summary = ON_TOPIC.split("\n")
-            session.add(Article(feed_id=feed.id, entry_key="a", title=title, summary=summary,
-                                published_at=datetime.now(UTC)))
+            session.add(
+                Article(
+                    feed_id=feed.id,
+                    entry_key="a",
+                    title=title,
+                    summary=summary,
+                    published_at=datetime.now(UTC),
+                )
+            )
         assert stage.match_new(rt).matched == 1
         with db.session_scope(rt.sessions) as session:
             match_id = session.scalars(select(Match.id)).one()
