@@ -196,7 +196,9 @@ class FeedbackExample:
     relevant: bool
 
 
-def topic_exemplars(spec: TopicConfig, base_dir: Path | None = None) -> tuple[list[Exemplar], list[Exemplar]]:
+def topic_exemplars(
+    spec: TopicConfig, base_dir: Path | None = None
+) -> tuple[list[Exemplar], list[Exemplar]]:
     """Positive and negative exemplar texts of a topic, before embedding.
 
     Seed passages (labelled ``seed:<file>``), the whole seed (``seed-article:<file>``, embedded
@@ -472,7 +474,9 @@ def best_offset(margins: np.ndarray, truth: np.ndarray) -> float:
     values = np.unique(margins)
     if len(values) == 0:
         return 0.0
-    candidates = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
+    candidates = np.concatenate(
+        [[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]]
+    )
     best_key: tuple[float, float] | None = None
     best = 0.0
     for c in candidates:

@@ -32,15 +32,20 @@ channels = ["console"]
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
     """The packaged all-MiniLM-L6-v2, once per test session."""
-    return load_embedder(ModelConfig())
+    return load_embedder(ModelConfig.model_validate({}))
 
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., Config]:
     """Write config.toml (with the test seed copied next to it) and load it."""
 
-    def make(*, topics: str | None = None, threshold: float = 0.4, extra: str = "",
-             db_url: str | None = None) -> Config:
+    def make(
+        *,
+        topics: str | None = None,
+        threshold: float = 0.4,
+        extra: str = "",
+        db_url: str | None = None,
+    ) -> Config:
         (tmp_path / "seeds").mkdir(exist_ok=True)
         shutil.copy(SEED, tmp_path / "seeds" / "alliance.txt")
         url = db_url or f"sqlite:///{tmp_path / 'monitor.db'}"

@@ -23,7 +23,9 @@ from monitor.match import find_aliases, normalize, split_passages
         (["kim jong un"], "Kim Jong Unification", []),
     ],
 )
-def test_word_boundaries_case_and_accents(aliases: list[str], text: str, expected: list[str]) -> None:
+def test_word_boundaries_case_and_accents(
+    aliases: list[str], text: str, expected: list[str]
+) -> None:
     assert find_aliases(aliases, text) == expected
 
 

@@ -10,10 +10,14 @@ from monitor import match
 from monitor.config import Config
 from monitor.embed import SentenceTransformerEmbedder, article_text
 
-ON_TOPIC = ("Kim Jong Un arrives in Russia for talks with Putin",
-            "North Korea's leader met Vladimir Putin to discuss sending artillery shells to Moscow.")
-NK_ONLY = ("North Korea launches a ballistic missile into the sea",
-           "Pyongyang fired the missile early on Tuesday, South Korea's military said.")
+ON_TOPIC = (
+    "Kim Jong Un arrives in Russia for talks with Putin",
+    "North Korea's leader met Vladimir Putin to discuss sending artillery shells to Moscow.",
+)
+NK_ONLY = (
+    "North Korea launches a ballistic missile into the sea",
+    "Pyongyang fired the missile early on Tuesday, South Korea's military said.",
+)
 OFF_TOPIC = ("Local bakery wins bread award", "The bakery's sourdough was judged the best in town.")
 
 
@@ -21,9 +25,12 @@ def _topic(config: Config, embedder: SentenceTransformerEmbedder) -> match.Topic
     return match.build_topic(config.topics[0], embedder.encode, base_dir=config.base_dir)
 
 
-def _score(topic: match.TopicModel, embedder: SentenceTransformerEmbedder,
-           item: tuple[str, str], params: match.ScoringParams = match.DEFAULT_PARAMS
-           ) -> match.Verdict:
+def _score(
+    topic: match.TopicModel,
+    embedder: SentenceTransformerEmbedder,
+    item: tuple[str, str],
+    params: match.ScoringParams = match.DEFAULT_PARAMS,
+) -> match.Verdict:
     vector = embedder.encode([article_text(*item)])[0]
     return match.score_one(topic, f"{item[0]}\n{item[1]}", vector, params)
 
@@ -47,7 +54,8 @@ def test_on_topic_article_matches_with_explanation(
     expl = verdict.explanation
     assert expl.score == round(verdict.score, 4)
     assert expl.score == round(expl.semantic + match.DEFAULT_PARAMS.lexical_bonus, 4)
-    assert expl.passage and expl.passage_source
+    assert expl.passage
+    assert expl.passage_source
     assert {"kim jong un", "russia*"} <= set(expl.aliases)
     assert expl.missing_groups == ()
 
@@ -117,10 +125,18 @@ def test_feedback_exemplars_change_scores(
     vector = embedder.encode([article_text(*NK_ONLY)])[0]
     params = match.ScoringParams(use_require=False)
     base = match.build_topic(config.topics[0], embedder.encode, base_dir=config.base_dir)
-    liked = match.build_topic(config.topics[0], embedder.encode, base_dir=config.base_dir,
-                              feedback=[match.FeedbackExample(NK_ONLY[0], vector, True)])
-    disliked = match.build_topic(config.topics[0], embedder.encode, base_dir=config.base_dir,
-                                 feedback=[match.FeedbackExample(NK_ONLY[0], vector, False)])
+    liked = match.build_topic(
+        config.topics[0],
+        embedder.encode,
+        base_dir=config.base_dir,
+        feedback=[match.FeedbackExample(NK_ONLY[0], vector, True)],
+    )
+    disliked = match.build_topic(
+        config.topics[0],
+        embedder.encode,
+        base_dir=config.base_dir,
+        feedback=[match.FeedbackExample(NK_ONLY[0], vector, False)],
+    )
     text = "\n".join(NK_ONLY)
     s_base = match.score_one(base, text, vector, params).score
     s_liked = match.score_one(liked, text, vector, params)
@@ -134,7 +150,8 @@ def test_embedder_returns_unit_float32_vectors_and_truncates(
     embedder: SentenceTransformerEmbedder,
 ) -> None:
     vectors = embedder.encode(["one text", "another text"])
-    assert vectors.shape == (2, embedder.dim) and vectors.dtype == np.float32
+    assert vectors.shape == (2, embedder.dim)
+    assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     long = article_text("Title", "word " * 5000, max_seq_length=128)
     assert len(long) <= 128 * 8

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from monitor.config import Config
 from monitor.pipeline import matching as stage
@@ -17,8 +18,10 @@ from monitor.store import matching as store
 from monitor.store.models import Article, Delivery, Embedding, Feed, Match
 
 NOW = datetime.now(UTC)
-ON_TOPIC = ("Kim Jong Un arrives in Russia for talks with Putin",
-            "North Korea's leader met Vladimir Putin to discuss sending artillery shells to Moscow.")
+ON_TOPIC = (
+    "Kim Jong Un arrives in Russia for talks with Putin",
+    "North Korea's leader met Vladimir Putin to discuss sending artillery shells to Moscow.",
+)
 OFF_TOPIC = ("Local bakery wins bread award", "The bakery's sourdough was judged the best in town.")
 
 
@@ -39,9 +42,14 @@ def add_articles(rt: Runtime, specs: list[tuple[tuple[str, str], datetime, bool]
             session.flush()
         rows = []
         for (title, summary), published, history in specs:
-            row = Article(feed_id=feed.id, entry_key=f"{title}-{published.isoformat()}",
-                          title=title, summary=summary, published_at=published,
-                          is_history=history)
+            row = Article(
+                feed_id=feed.id,
+                entry_key=f"{title}-{published.isoformat()}",
+                title=title,
+                summary=summary,
+                published_at=published,
+                is_history=history,
+            )
             session.add(row)
             rows.append(row)
         session.flush()
@@ -54,15 +62,21 @@ def test_live_match_stores_explanation_and_enqueues_delivery(runtime: Runtime) -
     assert (report.scored, report.embedded, report.matched, report.alerted) == (2, 2, 1, 1)
     with db.session_scope(runtime.sessions) as session:
         m = session.scalars(select(Match)).one()
-        assert m.article_id == on and m.alerted
-        assert m.published_at == session.get(Article, on).published_at
-        assert m.explanation["passage"] and m.explanation["score"] == pytest.approx(m.score, abs=1e-3)
+        assert m.article_id == on
+        assert m.alerted
+        article = session.get(Article, on)
+        assert article is not None
+        assert m.published_at == article.published_at
+        assert m.explanation["passage"]
+        assert m.explanation["score"] == pytest.approx(m.score, abs=1e-3)
         assert "kim jong un" in m.explanation["aliases"]
         deliveries = session.scalars(select(Delivery)).all()
         assert [(d.match_id, d.channel) for d in deliveries] == [(m.id, "console")]
         assert all(a.matched_at is not None for a in session.scalars(select(Article)))
-        assert session.scalar(select(Embedding.model_id).where(Embedding.article_id == off)) == \
-            "packaged:all-MiniLM-L6-v2@128"
+        assert (
+            session.scalar(select(Embedding.model_id).where(Embedding.article_id == off))
+            == "packaged:all-MiniLM-L6-v2@128"
+        )
     assert stage.match_new(runtime).scored == 0  # nothing left; no duplicate matches
 
 
@@ -76,19 +90,22 @@ def test_history_articles_match_without_deliveries(runtime: Runtime) -> None:
 
 
 def test_pending_order_is_live_first_then_newest(runtime: Runtime) -> None:
-    ids = add_articles(runtime, [
-        (OFF_TOPIC, NOW - timedelta(hours=1), True),   # history, newer
-        (OFF_TOPIC, NOW - timedelta(hours=5), False),  # live, older
-        (OFF_TOPIC, NOW - timedelta(days=2), True),    # history, oldest
-        (OFF_TOPIC, NOW - timedelta(minutes=1), False),  # live, newest
-    ])
+    ids = add_articles(
+        runtime,
+        [
+            (OFF_TOPIC, NOW - timedelta(hours=1), True),  # history, newer
+            (OFF_TOPIC, NOW - timedelta(hours=5), False),  # live, older
+            (OFF_TOPIC, NOW - timedelta(days=2), True),  # history, oldest
+            (OFF_TOPIC, NOW - timedelta(minutes=1), False),  # live, newest
+        ],
+    )
     with db.session_scope(runtime.sessions) as session:
         order = [a.id for a in store.claim_pending(session, 10)]
     assert order == [ids[3], ids[1], ids[0], ids[2]]
 
 
 def test_article_published_during_backlog_is_taken_by_the_next_batch(
-    make_config: Callable[..., Config],
+    make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = make_config(extra="[model]\nbatch_size = 4\n")
     rt = open_runtime(config)
@@ -97,18 +114,15 @@ def test_article_published_during_backlog_is_taken_by_the_next_batch(
         fresh: list[int] = []
         original = store.claim_pending
 
-        def claim_and_publish(session, limit):  # type: ignore[no-untyped-def]
+        def claim_and_publish(session: Session, limit: int) -> list[Article]:
             batch = original(session, limit)
             if not fresh:  # an article arrives while the first batch is being processed
                 fresh.extend(add_articles(rt, [(ON_TOPIC, NOW, False)]))
             return batch
 
-        store.claim_pending = claim_and_publish  # type: ignore[assignment]
-        try:
-            rt.stop.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(store, "claim_pending", claim_and_publish)
             stage._match_batch(rt, 4, stage.MatchReport())
-        finally:
-            store.claim_pending = original  # type: ignore[assignment]
         with db.session_scope(rt.sessions) as session:
             assert store.claim_pending(session, 4)[0].id == fresh[0]
         rt.stop.set()  # a stop request ends match_new before any batch
@@ -135,8 +149,9 @@ def test_model_change_embeds_again(make_config: Callable[..., Config]) -> None:
             _, again = stage.ensure_vectors(session, embedder, [article], 64)
             assert again == 0
         with db.session_scope(rt.sessions) as session:
-            ids = sorted(session.scalars(select(Embedding.model_id)
-                                         .where(Embedding.article_id == aid)))
+            ids = sorted(
+                session.scalars(select(Embedding.model_id).where(Embedding.article_id == aid))
+            )
         assert ids == ["packaged:all-MiniLM-L6-v2@128", "packaged:all-MiniLM-L6-v2@64"]
     finally:
         rt.close()
@@ -153,8 +168,9 @@ def test_feedback_makes_the_topic_use_judged_articles(runtime: Runtime) -> None:
         after = {m.name: m for _, m in stage.topic_models(runtime, session)}["alliance"]
         assert [e.source for e in after.negatives] == ["feedback:irrelevant"]
         assert len(before.negatives) == 0
-        vec = stage.ensure_vectors(session, stage.get_embedder(runtime),
-                                   [session.get(Article, aid)], 128)[0][aid]
+        article = session.get(Article, aid)
+        assert article is not None
+        vec = stage.ensure_vectors(session, stage.get_embedder(runtime), [article], 128)[0][aid]
     from monitor import match
 
     text = "\n".join(ON_TOPIC)
@@ -176,6 +192,7 @@ def test_pending_claim_skips_rows_locked_by_another_worker(
         finally:
             first.rollback()
             first.close()
-        assert held == ids[:2] and other == ids[2:]
+        assert held == ids[:2]
+        assert other == ids[2:]
     finally:
         rt.close()
