@@ -10,9 +10,6 @@ says exactly what failed (DNS, TCP, TLS, auth, HTTP status and body).
 ``key`` is the delivery's idempotency key: HTTP channels send it as the ``Idempotency-Key``
 header and email uses it as a stable ``Message-ID``, so a resend after a crash can be recognised
 by the receiver.
-
-NOT BUILT: the optional ``apprise`` channel type (accepted by ChannelConfig.type for forward
-compatibility); a channel of that type fails each delivery with "channel type not available".
 """
 
 from __future__ import annotations

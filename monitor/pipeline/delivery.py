@@ -111,8 +111,14 @@ def dispatch_due(runtime: Runtime) -> DispatchReport:
 # -- claiming -------------------------------------------------------------------------------
 
 
-def _lease_until(runtime: Runtime, now: datetime) -> datetime:
-    return now + timedelta(seconds=runtime.config.database.lease)
+def _lease_until(runtime: Runtime, now: datetime, channel: str | None = None) -> datetime:
+    """The lease end; for a send, long enough that the send's own time limit runs out first
+    (a lease expiring mid-send would let another worker send the same alert again)."""
+    seconds = runtime.config.database.lease
+    channel_config = runtime.config.alerts.get(channel) if channel else None
+    if channel_config is not None:
+        seconds = max(seconds, 2 * channel_config.timeout + 5)
+    return now + timedelta(seconds=seconds)
 
 
 def quiet_channels(config: Config, now: datetime) -> set[str]:
@@ -159,7 +165,10 @@ def _deliver(
             store.release(session, [delivery_id], worker=runtime.worker_id)
             return "skipped"
         if not store.begin_send(
-            session, delivery_id, worker=runtime.worker_id, lease_until=_lease_until(runtime, now)
+            session,
+            delivery_id,
+            worker=runtime.worker_id,
+            lease_until=_lease_until(runtime, now, row.channel),
         ):
             return "skipped"  # another worker took it after our lease ran out
         key, channel_name, created_at = row.idempotency_key, row.channel, row.created_at
