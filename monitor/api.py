@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from monitor import __version__
-from monitor.errors import ConfigError, MonitorError, NotFoundError
+from monitor.errors import ConfigError, ModelError, MonitorError, NotFoundError
 from monitor.logs import event
 from monitor.pipeline import querying
 from monitor.pipeline.runtime import Runtime
@@ -110,6 +110,10 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
     @app.exception_handler(NotFoundError)
     def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(ModelError)
+    def _model_error(_request: Request, exc: ModelError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(MonitorError)
     def _monitor_error(_request: Request, exc: MonitorError) -> JSONResponse:

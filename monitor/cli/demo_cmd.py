@@ -21,8 +21,10 @@ def demo(
         "matches` afterwards).",
     ),
 ) -> None:
-    """Serve a few sample feeds on 127.0.0.1, run the pipeline on them with a temporary database
-    and print the alerts it raises. Needs no internet and no config file.
+    """See the whole product work on sample feeds, offline, in under two minutes.
+
+    Serves a few sample feeds on 127.0.0.1, runs the pipeline on them with a temporary
+    database and prints the alerts it raises. Needs no internet and no config file.
 
     Example: monitor demo
     """

@@ -90,10 +90,14 @@ def search_articles(
 
 
 def current_model_id(runtime: Runtime) -> str:
-    """The model id whose vectors count as "embedded" (for the backlog metric).
-
-    The loaded embedder's id when this process has one, else the configured model name,
-    which is what the matching stage records when it follows ``config.model.name``.
-    """
+    """The model id whose vectors count as "embedded" (for the backlog metric), without
+    loading the model: ``monitor.embed.model_id_for(config.model)`` when that module exists
+    (it is what the matching stage stores), else the configured model name (the shim's id)."""
     embedder = runtime.resources.get(EMBEDDER_KEY)
-    return str(getattr(embedder, "model_id", "") or runtime.config.model.name)
+    if embedder is not None:
+        return str(embedder.model_id)
+    try:
+        embed: Any = importlib.import_module("monitor.embed")
+    except ModuleNotFoundError:
+        return runtime.config.model.name
+    return str(embed.model_id_for(runtime.config.model))

@@ -245,3 +245,23 @@ def test_run_serves_the_api_when_enabled(tmp_path) -> None:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+def test_metrics_include_what_stages_register_in_the_process(open_client) -> None:
+    """Fetch/parse histograms a stage registers in prometheus_client's default registry appear
+    on /metrics when the API runs inside `monitor run`."""
+    from prometheus_client import REGISTRY, Histogram
+
+    histogram = Histogram("monitor_fetch_duration_seconds", "Time to fetch one feed.")
+    try:
+        histogram.observe(0.25)
+        text = open_client.get("/metrics").text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        count = [
+            s
+            for s in families["monitor_fetch_duration_seconds"].samples
+            if s.name.endswith("_count")
+        ]
+        assert count[0].value == 1
+    finally:
+        REGISTRY.unregister(histogram)

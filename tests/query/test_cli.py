@@ -142,6 +142,7 @@ def test_search_filters_in_process(env, embedder) -> None:
     assert [r["title"] for r in indonesian] == [list(texts)[1]]
 
 
+@pytest.mark.slow
 def test_search_command_with_the_real_model(env, embedder) -> None:
     store_real_vectors(env.runtime.sessions, embedder)
     result = monitor(env.config_path, "search", "troops sent to Russia", "--format", "json")
