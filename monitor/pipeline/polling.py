@@ -260,7 +260,12 @@ class _Poller:
     ) -> list[int | Exception]:
         try:
             with db.session_scope(self.runtime.sessions) as session:
-                return [self._store_in(session, *item) for item in items]
+                unchanged = [(f.id, o) for f, o, _p in items if o.not_modified and not o.error]
+                store.record_not_modified_many(session, self.runtime.worker_id, unchanged)
+                return [
+                    0 if (o.not_modified and not o.error) else self._store_in(session, f, o, p)
+                    for f, o, p in items
+                ]
         except Exception as exc:  # one bad row must not lose the batch: retry one at a time
             event(
                 log,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -123,6 +123,44 @@ def record_outcome(session: Session, feed_id: int, owner: str, outcome: PollOutc
         _record_error(feed, outcome)
     else:
         _record_success(session, feed, outcome)
+
+
+def record_not_modified_many(
+    session: Session, owner: str, items: Sequence[tuple[int, PollOutcome]]
+) -> None:
+    """Record many ``304 Not Modified`` polls in one executemany UPDATE.
+
+    The cheap path of a cycle where most feeds are unchanged: no row is loaded, only the
+    scheduling columns change (a 304 is a success: the error streak ends)."""
+    if not items:
+        return
+    table = Feed.metadata.tables["feeds"]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            last_polled_at=bindparam("b_now", type_=Feed.last_polled_at.type),
+            last_success_at=bindparam("b_now", type_=Feed.last_polled_at.type),
+            first_success_at=func.coalesce(
+                table.c.first_success_at, bindparam("b_now", type_=Feed.last_polled_at.type)
+            ),
+            last_status=bindparam("b_status"),
+            next_poll_at=bindparam("b_next", type_=Feed.next_poll_at.type),
+            consecutive_errors=0,
+            last_error="",
+            failing_since=None,
+            health_alerted_at=None,
+            lease_owner=case((table.c.lease_owner == owner, None), else_=table.c.lease_owner),
+            lease_until=case((table.c.lease_owner == owner, None), else_=table.c.lease_until),
+        )
+    )
+    session.execute(
+        statement,
+        [
+            {"b_id": feed_id, "b_now": o.now, "b_status": o.status, "b_next": o.next_poll_at}
+            for feed_id, o in items
+        ],
+    )
 
 
 def _record_error(feed: Feed, outcome: PollOutcome) -> None:

@@ -191,6 +191,23 @@ def test_poll_cycle_on_postgresql(
     assert feed_row(runtime, server.url("/gone")).enabled is False
     with db.session_scope(runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Article)) == 3
+    # second poll: the feed answers 304 (batched UPDATE path), the lease is released
+    server.route(
+        "/rss",
+        lambda r: (
+            Reply(status=304)
+            if r.header("If-None-Match") == '"pg"'
+            else Reply(body=fixture("rss20.xml"), headers={**RSS, "ETag": '"pg"'})
+        ),
+    )
+    make_due(runtime)
+    poll_due(runtime)  # 200 with an ETag
+    make_due(runtime)
+    report = poll_due(runtime)
+    assert report.not_modified == 1
+    row = feed_row(runtime, server.url("/rss"))
+    assert (row.last_status, row.consecutive_errors, row.lease_owner) == (304, 0, None)
+    assert row.next_poll_at > datetime.now(UTC)
 
 
 def test_feed_removed_while_polled_does_not_break_the_batch(
