@@ -41,13 +41,66 @@ from pathlib import Path
 from typing import Any
 
 HOSTS = 50
-WORDS = (
-    "council budget minister harbour election storm market river bridge school court police "
-    "energy prices talks summit border trade union strike health hospital vaccine climate "
-    "rain drought farmers wheat export import bank rates inflation growth factory workers "
-    "railway airport ferry port tourism festival museum library university students research "
-    "science space satellite launch mission navy army treaty alliance sanctions embassy"
-).split()
+WORDS = [
+    "council",
+    "budget",
+    "minister",
+    "harbour",
+    "election",
+    "storm",
+    "market",
+    "river",
+    "bridge",
+    "school",
+    "court",
+    "police",
+    "energy",
+    "prices",
+    "talks",
+    "summit",
+    "border",
+    "trade",
+    "union",
+    "strike",
+    "health",
+    "hospital",
+    "vaccine",
+    "climate",
+    "rain",
+    "drought",
+    "farmers",
+    "wheat",
+    "export",
+    "import",
+    "bank",
+    "rates",
+    "inflation",
+    "growth",
+    "factory",
+    "workers",
+    "railway",
+    "airport",
+    "ferry",
+    "port",
+    "tourism",
+    "festival",
+    "museum",
+    "library",
+    "university",
+    "students",
+    "research",
+    "science",
+    "space",
+    "satellite",
+    "launch",
+    "mission",
+    "navy",
+    "army",
+    "treaty",
+    "alliance",
+    "sanctions",
+    "embassy",
+]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -102,15 +155,24 @@ class _Http(asyncio.Protocol):
             head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
             lines = head.split(b"\r\n")
             path = lines[0].split(b" ")[1] if len(lines[0].split(b" ")) > 1 else b"/"
-            etag_sent = next((ln.split(b":", 1)[1].strip() for ln in lines[1:]
-                              if ln.lower().startswith(b"if-none-match:")), None)
+            etag_sent = next(
+                (
+                    ln.split(b":", 1)[1].strip()
+                    for ln in lines[1:]
+                    if ln.lower().startswith(b"if-none-match:")
+                ),
+                None,
+            )
             self.served[0] += 1
             found = self.bodies.get(path)
             if found is None:
                 self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             elif etag_sent == found[0]:
-                self.transport.write(b"HTTP/1.1 304 Not Modified\r\nETag: " + found[0] +
-                                     b"\r\nContent-Length: 0\r\n\r\n")
+                self.transport.write(
+                    b"HTTP/1.1 304 Not Modified\r\nETag: "
+                    + found[0]
+                    + b"\r\nContent-Length: 0\r\n\r\n"
+                )
             else:
                 self.transport.write(found[1])
 
@@ -120,9 +182,10 @@ def serve(port_out: Any, feeds: int, items: int) -> None:
     for i in range(feeds):
         body = make_feed(i, items, f"127.0.0.{2 + i % HOSTS}")
         etag = f'"bench-{i}-v1"'.encode()
-        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml; charset=utf-8\r\n"
-                b"ETag: " + etag + b"\r\nContent-Length: " + str(len(body)).encode() +
-                b"\r\n\r\n")
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml; charset=utf-8\r\n"
+            b"ETag: " + etag + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
         bodies[f"/feed/{i}.xml".encode()] = (etag, head + body)
     served = [0]
 
@@ -149,8 +212,10 @@ def _runtime(db_path: str, urls: Sequence[str], workers: int) -> Any:
     from monitor.pipeline.runtime import open_runtime
     from monitor.store import db, queries
 
-    config = Config(database=DatabaseConfig(url=f"sqlite:///{db_path}"),
-                    polling=PollingConfig(parse_workers=workers))
+    config = Config(
+        database=DatabaseConfig(url=f"sqlite:///{db_path}"),
+        polling=PollingConfig(parse_workers=workers),
+    )
     runtime = open_runtime(config)
     with db.session_scope(runtime.sessions) as session:
         if not queries.list_feeds(session):
@@ -177,8 +242,11 @@ def phase_poll(db_path: str, urls: Sequence[str], workers: int, make_due: bool) 
     cpu1 = os.times()
     runtime.close()
     self_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    return {"poll_due_wall_s": round(wall, 2), "poll_due_main_cpu_s": round(self_cpu, 2),
-            "report": report.__dict__}
+    return {
+        "poll_due_wall_s": round(wall, 2),
+        "poll_due_main_cpu_s": round(self_cpu, 2),
+        "report": report.__dict__,
+    }
 
 
 def phase_baseline(urls: Sequence[str]) -> dict[str, Any]:
@@ -191,19 +259,36 @@ def phase_baseline(urls: Sequence[str]) -> dict[str, Any]:
     return {"loop_wall_s": round(time.perf_counter() - wall0, 2), "entries": entries}
 
 
+def calibrate(rounds: int = 20) -> float:
+    """CPU seconds for one ``feedparser.parse`` of a bench feed, here and now: the machine's
+    speed (and how contended it is) in one number, to compare runs made on different days."""
+    import feedparser
+
+    body = make_feed(0, 40, "127.0.0.2")
+    started = time.process_time()
+    for _ in range(rounds):
+        feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    return (time.process_time() - started) / rounds
+
+
 def run_phase(name: str, extra: list[str]) -> dict[str, Any]:
     """Run one phase in a subprocess; measure it with wait4 (the tree's CPU, peak RSS)."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--phase", name, *extra],
-                            stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--phase", name, *extra], stdout=subprocess.PIPE, env=env
+    )
     assert proc.stdout is not None
     out = proc.stdout.read()
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    figures = {"wall_s": round(time.perf_counter() - started, 2),
-               "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-               "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": proc.returncode}
+    figures = {
+        "load_avg_after": round(os.getloadavg()[0], 1),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "exit": proc.returncode,
+    }
     try:
         figures.update(json.loads(out.decode().strip().splitlines()[-1]))
     except (ValueError, IndexError):
@@ -213,23 +298,28 @@ def run_phase(name: str, extra: list[str]) -> dict[str, Any]:
 
 def run_rss2email(r2e: str, urls: Sequence[str], workdir: Path) -> dict[str, Any]:
     opml = workdir / "feeds.opml"
-    outlines = "".join(f'<outline type="rss" text="f{i}" xmlUrl="{u}"/>'
-                       for i, u in enumerate(urls))
+    outlines = "".join(
+        f'<outline type="rss" text="f{i}" xmlUrl="{u}"/>' for i, u in enumerate(urls)
+    )
     opml.write_text(f'<?xml version="1.0"?><opml version="1.0"><body>{outlines}</body></opml>')
     cfg, data = str(workdir / "r2e.cfg"), str(workdir / "r2e.json")
     base = [r2e, "-c", cfg, "-d", data]
     subprocess.run([*base, "new", "bench@example.org"], check=True, capture_output=True)
     subprocess.run([*base, "opmlimport", str(opml)], check=True, capture_output=True)
     started = time.perf_counter()
-    proc = subprocess.Popen([*base, "run", "--no-send"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*base, "run", "--no-send"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     assert proc.stderr is not None
     err = proc.stderr.read()
     _pid, status, usage = os.wait4(proc.pid, 0)
-    return {"wall_s": round(time.perf_counter() - started, 2),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "exit": os.waitstatus_to_exitcode(status), "stderr_tail": err.decode()[-300:]}
+    return {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "exit": os.waitstatus_to_exitcode(status),
+        "stderr_tail": err.decode()[-300:],
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -241,8 +331,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=40)
     parser.add_argument("--workers", type=int, default=0, help="parser processes (0 = cores)")
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--baseline-feeds", type=int, default=0,
-                        help="run the naive loop on only this many feeds (0 = all)")
+    parser.add_argument(
+        "--baseline-feeds",
+        type=int,
+        default=0,
+        help="run the naive loop on only this many feeds (0 = all)",
+    )
     parser.add_argument("--r2e", default="", help="path to an installed r2e executable")
     parser.add_argument("--phase", default="", help=argparse.SUPPRESS)
     parser.add_argument("--db", default="", help=argparse.SUPPRESS)
@@ -260,19 +354,35 @@ def main() -> None:
 
     queue: Any = multiprocessing.get_context("spawn").Queue()
     server = multiprocessing.get_context("spawn").Process(
-        target=serve, args=(queue, args.feeds, args.items), daemon=True)
+        target=serve, args=(queue, args.feeds, args.items), daemon=True
+    )
     server.start()
     workdir = Path(tempfile.mkdtemp(prefix="bench-poll-"))
     try:
         port, avg_size = queue.get(timeout=300)
-        print(f"serving {args.feeds} feeds x {args.items} items (~{avg_size // 1024} KB each) "
-              f"on {HOSTS} loopback hosts, port {port}; {os.cpu_count()} CPUs")
-        common = ["--feeds", str(args.feeds), "--port", str(port),
-                  "--workers", str(args.workers), "--db", str(workdir / "bench.db")]
+        print(
+            f"serving {args.feeds} feeds x {args.items} items (~{avg_size // 1024} KB each) "
+            f"on {HOSTS} loopback hosts, port {port}; {os.cpu_count()} CPUs"
+        )
+        common = [
+            "--feeds",
+            str(args.feeds),
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--db",
+            str(workdir / "bench.db"),
+        ]
+        print(
+            f"calibration: feedparser.parse of one feed = {calibrate() * 1000:.1f} ms CPU; "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         results = {"full": run_phase("full", common), "304": run_phase("304", common)}
         if not args.skip_baseline:
             results["baseline"] = run_phase(
-                "baseline", [*common, "--baseline-feeds", str(args.baseline_feeds)])
+                "baseline", [*common, "--baseline-feeds", str(args.baseline_feeds)]
+            )
         if args.r2e and shutil.which(args.r2e):
             results["rss2email"] = run_rss2email(args.r2e, feed_urls(args.feeds, port), workdir)
         for name, figures in results.items():

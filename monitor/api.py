@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from monitor import __version__
-from monitor.errors import ConfigError, MonitorError, NotFoundError
+from monitor.errors import ConfigError, ModelError, MonitorError, NotFoundError
 from monitor.logs import event
 from monitor.pipeline import querying
 from monitor.pipeline.runtime import Runtime
@@ -76,8 +76,9 @@ def check_bind(host: str, token: str) -> None:
 
 
 def _templates() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     env.filters["when"] = lambda v: v.strftime("%Y-%m-%d %H:%M") if v else "-"
     return env
 
@@ -85,8 +86,11 @@ def _templates() -> jinja2.Environment:
 def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
     """The whole HTTP surface for one runtime; ``token`` overrides ``api.token``."""
     secret = runtime.config.api.token.get_secret_value() if token is None else token
-    app = FastAPI(title="monitor", version=__version__,
-                  description="Matches, articles, feeds and topics of a news monitor.")
+    app = FastAPI(
+        title="monitor",
+        version=__version__,
+        description="Matches, articles, feeds and topics of a news monitor.",
+    )
     env = _templates()
 
     def authorize(request: Request) -> None:
@@ -96,8 +100,9 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         given = header[7:].strip() if header.lower().startswith("bearer ") else ""
         given = given or request.cookies.get(COOKIE, "")
         if not (given and hmac.compare_digest(given.encode(), secret.encode())):
-            raise HTTPException(401, "missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
 
     app.state.runtime = runtime
     auth = [Depends(authorize)]
@@ -106,20 +111,35 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
     def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
+    @app.exception_handler(ModelError)
+    def _model_error(_request: Request, exc: ModelError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
     @app.exception_handler(MonitorError)
     def _monitor_error(_request: Request, exc: MonitorError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.get("/api/matches", dependencies=auth, summary="Matches, newest first (keyset pages)")
     def api_matches(
-        s: DbSession, topic: str | None = None, since: str | None = None,
-        until: str | None = None, min_score: float | None = None, feed: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50, cursor: str | None = None,
+        s: DbSession,
+        topic: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        min_score: float | None = None,
+        feed: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50,
+        cursor: str | None = None,
     ) -> dict[str, Any]:
         try:
-            flt = search.MatchFilter(topic=topic, since=search.parse_when(since),
-                                     until=search.parse_when(until), min_score=min_score,
-                                     feed=feed, limit=limit, cursor=cursor)
+            flt = search.MatchFilter(
+                topic=topic,
+                since=search.parse_when(since),
+                until=search.parse_when(until),
+                min_score=min_score,
+                feed=feed,
+                limit=limit,
+                cursor=cursor,
+            )
             items, next_cursor = search.list_matches(s, flt)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
@@ -127,8 +147,10 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
 
     @app.get("/api/articles/search", dependencies=auth, summary="Semantic search over articles")
     def api_search(
-        q: Annotated[str, Query(min_length=1, max_length=2000)], since: str | None = None,
-        lang: str | None = None, limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 20,
+        q: Annotated[str, Query(min_length=1, max_length=2000)],
+        since: str | None = None,
+        lang: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 20,
     ) -> dict[str, Any]:
         try:
             since_at = search.parse_when(since)
@@ -149,8 +171,11 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
     def api_topics(s: DbSession) -> dict[str, Any]:
         return {"items": search.list_topics(s)}
 
-    @app.post("/api/matches/{match_id}/feedback", dependencies=auth,
-              summary="Judge a match relevant or not")
+    @app.post(
+        "/api/matches/{match_id}/feedback",
+        dependencies=auth,
+        summary="Judge a match relevant or not",
+    )
     def api_feedback(match_id: int, body: FeedbackIn, s: DbSession) -> dict[str, Any]:
         return search.record_feedback(s, match_id, body.relevant)
 
@@ -174,8 +199,12 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
                 return RedirectResponse("/login", status_code=303)
         results = querying.search_articles(runtime, q, limit=20) if q.strip() else None
         html = env.get_template("index.html.j2").render(
-            topics=_topics_with_matches(s), feeds=search.list_feed_health(s), q=q,
-            results=results, version=__version__)
+            topics=_topics_with_matches(s),
+            feeds=search.list_feed_health(s),
+            q=q,
+            results=results,
+            version=__version__,
+        )
         return HTMLResponse(html)
 
     @app.post("/feedback/{match_id}", dependencies=auth, include_in_schema=False)
@@ -232,9 +261,13 @@ def _health(runtime: Runtime) -> JSONResponse:
     now = datetime.now(UTC)
     age = (now - last).total_seconds() if last else None
     healthy = age is not None and age <= max_age
-    body = {"status": "ok" if healthy else "unhealthy", "database": "ok",
-            "last_tick": last.isoformat() if last else None,
-            "tick_age_s": round(age, 1) if age is not None else None, "max_age_s": max_age}
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "database": "ok",
+        "last_tick": last.isoformat() if last else None,
+        "tick_age_s": round(age, 1) if age is not None else None,
+        "max_age_s": max_age,
+    }
     return JSONResponse(body, 200 if healthy else 503)
 
 
@@ -253,27 +286,38 @@ class _DbCollector:
         for state in ("ok", "new", "erroring", "disabled"):
             feeds.add_metric([state], snap["feeds"].get(state, 0))
         yield feeds
-        yield GaugeMetricFamily("monitor_articles_stored", "Articles in the database.",
-                                value=snap["articles"])
-        yield GaugeMetricFamily("monitor_embedding_backlog",
-                                "Articles without an embedding for the current model.",
-                                value=snap["backlog"])
+        yield GaugeMetricFamily(
+            "monitor_articles_stored", "Articles in the database.", value=snap["articles"]
+        )
+        yield GaugeMetricFamily(
+            "monitor_embedding_backlog",
+            "Articles without an embedding for the current model.",
+            value=snap["backlog"],
+        )
         matches = GaugeMetricFamily("monitor_matches", "Matches by topic.", labels=["topic"])
         for topic, n in sorted(snap["matches"].items()):
             matches.add_metric([topic], n)
         yield matches
-        deliveries = GaugeMetricFamily("monitor_deliveries", "Deliveries by status.",
-                                       labels=["status"])
+        deliveries = GaugeMetricFamily(
+            "monitor_deliveries", "Deliveries by status.", labels=["status"]
+        )
         for status, n in sorted(snap["deliveries"].items()):
             deliveries.add_metric([status], n)
         yield deliveries
         count, total = snap["attempts"]
-        yield SummaryMetricFamily("monitor_delivery_attempt_duration_seconds",
-                                  "Time spent sending alerts.", count_value=count, sum_value=total)
+        yield SummaryMetricFamily(
+            "monitor_delivery_attempt_duration_seconds",
+            "Time spent sending alerts.",
+            count_value=count,
+            sum_value=total,
+        )
         if last is not None:
             age = (datetime.now(UTC) - last) / timedelta(seconds=1)
-            yield GaugeMetricFamily("monitor_heartbeat_age_seconds",
-                                    "Seconds since the newest scheduler tick.", value=age)
+            yield GaugeMetricFamily(
+                "monitor_heartbeat_age_seconds",
+                "Seconds since the newest scheduler tick.",
+                value=age,
+            )
 
 
 class _ProcessMetrics:
@@ -306,7 +350,12 @@ def _server(runtime: Runtime, host: str | None, port: int | None) -> Any:
     token = api.token.get_secret_value()
     check_bind(host, token)
     app = create_app(runtime)
-    event(log, logging.INFO, "api listening", url=f"http://{host}:{port}/",
-          auth="bearer" if token else "none (loopback)")
+    event(
+        log,
+        logging.INFO,
+        "api listening",
+        url=f"http://{host}:{port}/",
+        auth="bearer" if token else "none (loopback)",
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     return uvicorn.Server(config)

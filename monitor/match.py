@@ -5,8 +5,8 @@ its descriptions, positive examples, articles a user judged relevant), a set of 
 exemplars (negative examples, articles judged irrelevant), ``require`` alias groups and
 ``exclude`` aliases. Scoring one article:
 
-1. semantic = best cosine similarity over the positive exemplars, pulled down when the article
-   is closer to a negative exemplar than to any positive one;
+1. semantic = best cosine similarity over the positive exemplars, pulled down when a negative
+   exemplar comes near it (within ``negative_margin`` of the best positive);
 2. lexical evidence = which ``require`` groups have an alias in the text (every group must);
 3. score = semantic + a bonus when every group matched, minus a penalty per missing group; an
    ``exclude`` alias vetoes. The score is compared with the topic's threshold.
@@ -48,10 +48,12 @@ class ScoringParams:
     missing_penalty: float = 1.0
     # an exclude alias: a veto
     exclude_penalty: float = 2.0
-    # how strongly a closer negative exemplar pulls the semantic score down
+    # how strongly a near negative exemplar pulls the semantic score down
     negative_weight: float = 1.0
-    # a negative must be at least this much closer than the best positive to count
-    negative_margin: float = 0.0
+    # a negative starts pulling once its similarity exceeds (best positive + margin); a negative
+    # margin makes the score contrastive: with all-MiniLM-L6-v2 every Polish text is somewhat
+    # similar to every other, and near negatives in the same language cancel that bias
+    negative_margin: float = -0.3
     # ignore require/exclude (semantic only: `monitor eval --no-require`)
     use_require: bool = True
 
@@ -83,15 +85,15 @@ def alias_pattern(alias: str) -> re.Pattern[str] | None:
     """The regex for one alias, matched against :func:`normalize`-d text.
 
     Words of a multi-word alias may be separated by any run of non-letters; the alias must start
-    and end on a word boundary, unless it ends in ``*`` (then the last word is a prefix).
+    and end on a word boundary. A word ending in ``*`` is a prefix (``kore* północn*`` matches
+    ``Koreą Północną``), so one alias covers the inflected forms.
     """
-    prefix = alias.strip().endswith("*")
-    words = [w for w in re.split(_SEPARATOR, normalize(alias.strip().rstrip("*"))) if w]
-    if not words:
+    tokens = [t for t in re.split(r"[^\w*]+", normalize(alias.strip())) if t.strip("*")]
+    if not tokens:
         return None
-    body = _SEPARATOR.join(re.escape(w) for w in words)
-    tail = r"\w*" if prefix else r"(?!\w)"
-    return re.compile(rf"(?<!\w){body}{tail}")
+    pieces = [re.escape(t.rstrip("*")) + (r"\w*" if t.endswith("*") else "") for t in tokens]
+    tail = "" if tokens[-1].endswith("*") else r"(?!\w)"
+    return re.compile(rf"(?<!\w){_SEPARATOR.join(pieces)}{tail}")
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,9 @@ class FeedbackExample:
     relevant: bool
 
 
-def topic_exemplars(spec: TopicConfig, base_dir: Path | None = None) -> tuple[list[Exemplar], list[Exemplar]]:
+def topic_exemplars(
+    spec: TopicConfig, base_dir: Path | None = None
+) -> tuple[list[Exemplar], list[Exemplar]]:
     """Positive and negative exemplar texts of a topic, before embedding.
 
     Seed passages (labelled ``seed:<file>``), the whole seed (``seed-article:<file>``, embedded
@@ -298,8 +302,8 @@ def semantic_scores(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For many article vectors at once: (semantic score, best positive index, best positive sim).
 
-    The negative pull: when the closest negative exemplar is nearer than the closest positive
-    (by more than ``negative_margin``), the score drops by ``negative_weight`` times the gap.
+    The negative pull: when the closest negative exemplar's similarity exceeds the best positive
+    one plus ``negative_margin``, the score drops by ``negative_weight`` times the excess.
     """
     sims = vectors @ topic.positive_vectors.T
     best_idx = sims.argmax(axis=1)
@@ -354,7 +358,7 @@ def score_many(
         exemplar = topic.positives[int(best_idx[i])]
         notes = []
         if semantic[i] < best[i] - 1e-6:
-            notes.append(f"closer to a negative exemplar: -{best[i] - semantic[i]:.3f}")
+            notes.append(f"pulled down by a negative exemplar: -{best[i] - semantic[i]:.3f}")
         explanation = Explanation(
             score=round(final, 4),
             semantic=round(float(semantic[i]), 4),
@@ -470,7 +474,9 @@ def best_offset(margins: np.ndarray, truth: np.ndarray) -> float:
     values = np.unique(margins)
     if len(values) == 0:
         return 0.0
-    candidates = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
+    candidates = np.concatenate(
+        [[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]]
+    )
     best_key: tuple[float, float] | None = None
     best = 0.0
     for c in candidates:

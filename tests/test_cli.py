@@ -128,6 +128,7 @@ def test_feeds_list_add_remove(config_file: Path) -> None:
         "feeds",
         "add",
         "http://127.0.0.1:9/other.xml",
+        "--no-discover",
         "--name",
         "Other",
     )

@@ -71,8 +71,8 @@ class EmailChannel:
             raise DeliveryError(text) from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise DeliveryError(
-                f"TLS: {self.target} does not offer STARTTLS ({exc}); "
-                'set smtp_security = "plain" or "tls"'
+                f"auth: {self.target} offers no login (AUTH) on this "
+                f"connection: {exc}; check smtp_security"
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(netdiag.describe(exc, self.target)) from exc
@@ -90,6 +90,11 @@ class EmailChannel:
         try:
             if cfg.smtp_security == "starttls":
                 smtp.ehlo()
+                if not smtp.has_extn("starttls"):
+                    raise DeliveryError(
+                        f"TLS: {self.target} does not offer STARTTLS; "
+                        'set smtp_security = "plain" or "tls"'
+                    )
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
         except BaseException:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.config import _DAILY_RE as _DAILY
-from monitor.config import _QUIET_RE as _QUIET
+from monitor.config import DAILY_SCHEDULE_RE as _DAILY
+from monitor.config import QUIET_HOURS_RE as _QUIET
 from monitor.config import check_schedule
 
 __all__ = ["digest_slot", "quiet_until"]

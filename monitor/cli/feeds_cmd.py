@@ -28,12 +28,9 @@ def feed_health(feed: Feed) -> str:
 
 def feed_row(feed: Feed) -> dict[str, Any]:
     return {
-        "id": feed.id,
-        "name": feed.name or feed.title,
-        "url": feed.url,
+        "id": feed.id, "name": feed.name or feed.title, "url": feed.url,
         "health": feed_health(feed),
-        "last_status": feed.last_status,
-        "last_success": feed.last_success_at,
+        "last_status": feed.last_status, "last_success": feed.last_success_at,
         "next_poll": feed.next_poll_at if feed.enabled else None,
     }
 

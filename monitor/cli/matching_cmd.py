@@ -37,11 +37,13 @@ def feedback(
 
 
 def eval_(
-    data: Path = typer.Argument(..., help="JSONL file: one object per line with title, text, "
-                                "lang, relevant.", exists=False),
+    data: Path = typer.Argument(
+        ..., help="JSONL file: one object per line with title, text, lang, relevant.", exists=False
+    ),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
-    no_require: bool = typer.Option(False, "--no-require", help="Switch off require/exclude "
-                                    "groups: score by meaning only."),
+    no_require: bool = typer.Option(
+        False, "--no-require", help="Switch off require/exclude groups: score by meaning only."
+    ),
 ) -> None:
     """Precision, recall, F1 and C_det_norm of the configured topics on labeled items.
 
@@ -79,8 +81,10 @@ def _print_report(report: dict[str, Any]) -> None:
     typer.echo(f"mode: {report['mode']}   items: {report['n']}   relevant: {report['relevant']}")
     _print_block(f"at configured thresholds ({thresholds})", report)
     best = ", ".join(f"{k}={v:g}" for k, v in report["best_thresholds"].items())
-    _print_block(f"at best threshold ({best}; shift {report['best_threshold_offset']:+.4f})",
-                 report["at_best_threshold"])
+    _print_block(
+        f"at best threshold ({best}; shift {report['best_threshold_offset']:+.4f})",
+        report["at_best_threshold"],
+    )
 
 
 def _print_block(title: str, figures: dict[str, Any]) -> None:
@@ -88,8 +92,10 @@ def _print_block(title: str, figures: dict[str, Any]) -> None:
     typer.echo(title)
     rows = [{"language": "all", **figures}]
     rows += [{"language": lang, **f} for lang, f in figures["per_language"].items()]
-    common.print_rows(rows, ["language", "n", "relevant", "precision", "recall", "f1",
-                             "c_det_norm", "tp", "fp", "fn"])
+    common.print_rows(
+        rows,
+        ["language", "n", "relevant", "precision", "recall", "f1", "c_det_norm", "tp", "fp", "fn"],
+    )
 
 
 def register(app: typer.Typer) -> None:

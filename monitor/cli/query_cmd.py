@@ -36,8 +36,11 @@ def matches(
     min_score: float | None = typer.Option(None, "--min-score", help="Lowest score shown."),
     feed: str | None = typer.Option(None, "--feed", help="Feed id, URL or name."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
-    cursor: str | None = typer.Option(None, "--cursor", help="Next-page cursor printed by a "
-                                      "previous call (json/csv print it on stderr)."),
+    cursor: str | None = typer.Option(
+        None,
+        "--cursor",
+        help="Next-page cursor printed by a previous call (json/csv print it on stderr).",
+    ),
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
 ) -> None:
     """List matches, newest first: title, source, published, topic, score.
@@ -45,16 +48,23 @@ def matches(
     Example: monitor matches --topic nk-russia-alliance --since 7d --limit 20
     """
     _check_format(fmt)
-    flt = search.MatchFilter(topic=topic, since=_when(since, "--since"),
-                             until=_when(until, "--until"), min_score=min_score, feed=feed,
-                             limit=limit, cursor=cursor)
+    flt = search.MatchFilter(
+        topic=topic,
+        since=_when(since, "--since"),
+        until=_when(until, "--until"),
+        min_score=min_score,
+        feed=feed,
+        limit=limit,
+        cursor=cursor,
+    )
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         try:
             rows, next_cursor = search.list_matches(session, flt)
         except ValueError as exc:
             raise ConfigError(f"--cursor: {exc}") from None
-    common.print_rows(rows, MATCH_COLUMNS if fmt == "table" else _all_keys(rows, MATCH_COLUMNS),
-                      fmt)
+    common.print_rows(
+        rows, MATCH_COLUMNS if fmt == "table" else _all_keys(rows, MATCH_COLUMNS), fmt
+    )
     if next_cursor:
         typer.echo(f"more: --cursor {next_cursor}", err=True)
 
@@ -82,10 +92,12 @@ def search_cmd(
     _check_format(fmt)
     since_at = _when(since, "--since")
     with common.runtime() as rt:
-        rows = search_articles(rt, text, limit=limit, since=since_at, lang=lang,
-                               persistent_cache=True)
-    common.print_rows(rows, SEARCH_COLUMNS if fmt == "table" else _all_keys(rows, SEARCH_COLUMNS),
-                      fmt)
+        rows = search_articles(
+            rt, text, limit=limit, since=since_at, lang=lang, persistent_cache=True
+        )
+    common.print_rows(
+        rows, SEARCH_COLUMNS if fmt == "table" else _all_keys(rows, SEARCH_COLUMNS), fmt
+    )
 
 
 def show(
@@ -111,8 +123,7 @@ def render_detail(detail: dict[str, Any]) -> list[str]:
     lines = [
         f"article a{detail['article_id']}: {detail['title']}",
         f"  source:    {feed.get('name') or '-'} ({feed.get('url') or '-'})",
-        f"  published: {common._cell(detail['published'])}   language: "
-        f"{detail['language'] or '-'}",
+        f"  published: {common._cell(detail['published'])}   language: {detail['language'] or '-'}",
         f"  link:      {detail['link'] or '-'}",
     ]
     if detail["summary"]:
@@ -129,10 +140,12 @@ def _clip(text: str, width: int) -> str:
 
 
 def _render_match(m: dict[str, Any]) -> list[str]:
-    out = [f"  match m{m['match_id']}: topic {m['topic']}  score {m['score']:.3f} "
-           f"(semantic {m['semantic_score']:.3f})  alerted: {'yes' if m['alerted'] else 'no'}"]
+    out = [
+        f"  match m{m['match_id']}: topic {m['topic']}  score {m['score']:.3f} "
+        f"(semantic {m['semantic_score']:.3f})  alerted: {'yes' if m['alerted'] else 'no'}"
+    ]
     if m["passage"]:
-        out.append(f"    because:  \"{_clip(common._cell(m['passage']), 200)}\"")
+        out.append(f'    because:  "{_clip(common._cell(m["passage"]), 200)}"')
     if m["aliases"]:
         out.append(f"    aliases:  {', '.join(m['aliases'])}")
     story = m["story"]
@@ -140,8 +153,10 @@ def _render_match(m: dict[str, Any]) -> list[str]:
         out.append(f"    story {story['id']}: {story['title']} ({story['article_count']} articles)")
     for d in m["deliveries"]:
         error = f"  error: {d['last_error']}" if d["last_error"] else ""
-        out.append(f"    delivery {d['id']}: {d['channel']} {d['status']} "
-                   f"({d['attempts']} attempts){error}")
+        out.append(
+            f"    delivery {d['id']}: {d['channel']} {d['status']} "
+            f"({d['attempts']} attempts){error}"
+        )
     if m["feedback"] is not None:
         out.append(f"    feedback: {'relevant' if m['feedback'] else 'not relevant'}")
     return out
@@ -161,8 +176,10 @@ def serve(
     from monitor.logs import setup_logging
 
     config = common.config()
-    setup_logging("DEBUG" if common.STATE.verbose else config.logging.level,
-                  common.STATE.log_format or config.logging.format)
+    setup_logging(
+        "DEBUG" if common.STATE.verbose else config.logging.level,
+        common.STATE.log_format or config.logging.format,
+    )
     with common.runtime() as rt:
         serve_forever(rt, host=host, port=port)
 

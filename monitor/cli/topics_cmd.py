@@ -45,7 +45,7 @@ def list_(fmt: str = typer.Option("table", "--format", "-f", help="table, json o
 
 
 @topics_app.command("test")
-def test(
+def try_text(
     text: str = typer.Argument("", help="Article text: its first line is read as the title."),
     file: Path | None = typer.Option(None, "--file", help="Read the article from this file."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
@@ -72,8 +72,10 @@ def test(
         common.print_rows(rows, list(rows[0]) if rows else [], "json")
         return
     for row in rows:
-        typer.echo(f"{row['topic']}: {row['decision']}  score {row['score']:.3f} "
-                   f"(threshold {row['threshold']:g}, semantic {row['semantic']:.3f})")
+        typer.echo(
+            f"{row['topic']}: {row['decision']}  score {row['score']:.3f} "
+            f"(threshold {row['threshold']:g}, semantic {row['semantic']:.3f})"
+        )
         typer.echo(f"  closest passage ({row['passage_source']}): {_clip(row['passage'], 160)}")
         typer.echo(f"  aliases matched: {', '.join(row['aliases']) or '(none)'}")
         if row["missing_groups"]:
@@ -83,9 +85,11 @@ def test(
 
 
 def _verdict_row(verdict: match.Verdict, threshold: float) -> dict[str, Any]:
-    row: dict[str, Any] = {"topic": verdict.topic,
-                           "decision": "MATCH" if verdict.matched else "no match",
-                           "threshold": threshold}
+    row: dict[str, Any] = {
+        "topic": verdict.topic,
+        "decision": "MATCH" if verdict.matched else "no match",
+        "threshold": threshold,
+    }
     row.update(match.explanation_dict(verdict.explanation))
     row["score"] = verdict.score
     return row
@@ -118,7 +122,9 @@ def preview(
             return
         embedder = stage.get_embedder(rt)
         models = stage.topic_models(rt, session)
-        vectors, _ = stage.ensure_vectors(session, embedder, articles, rt.config.model.max_seq_length)
+        vectors, _ = stage.ensure_vectors(
+            session, embedder, articles, rt.config.model.max_seq_length
+        )
         matrix = np.vstack([vectors[a.id] for a in articles])
         texts = [stage.full_text(a) for a in articles]
         typer.echo(f"{len(articles)} stored articles published in the last {since}")
@@ -126,17 +132,23 @@ def preview(
             _preview_topic(model, articles, texts, matrix, sample)
 
 
-def _preview_topic(model: match.TopicModel, articles: list[Any], texts: list[str],
-                   matrix: np.ndarray, sample: int) -> None:
+def _preview_topic(
+    model: match.TopicModel, articles: list[Any], texts: list[str], matrix: np.ndarray, sample: int
+) -> None:
     verdicts = match.score_many(model, texts, matrix)
-    hits = sorted((i for i, v in enumerate(verdicts) if v.matched),
-                  key=lambda i: -verdicts[i].score)
+    hits = sorted(
+        (i for i, v in enumerate(verdicts) if v.matched), key=lambda i: -verdicts[i].score
+    )
     typer.echo("")
-    typer.echo(f"topic {model.name}: {len(hits)} of {len(articles)} would match "
-               f"(threshold {model.threshold:g})")
+    typer.echo(
+        f"topic {model.name}: {len(hits)} of {len(articles)} would match "
+        f"(threshold {model.threshold:g})"
+    )
     for i in hits[:sample]:
         a = articles[i]
-        typer.echo(f"  {verdicts[i].score:.3f}  {a.published_at:%Y-%m-%d %H:%M}  {_clip(a.title, 90)}")
+        typer.echo(
+            f"  {verdicts[i].score:.3f}  {a.published_at:%Y-%m-%d %H:%M}  {_clip(a.title, 90)}"
+        )
     typer.echo("  score histogram:")
     scores = np.array([v.score for v in verdicts])
     for line in histogram_lines(scores, model.threshold):

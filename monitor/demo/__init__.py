@@ -64,7 +64,7 @@ class DemoFeedServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 name = self.path.lstrip("/")
                 if name not in FEEDS:
                     self.send_error(404)
@@ -101,9 +101,10 @@ def demo_config_text(server: DemoFeedServer, folder: Path) -> str:
         f'\n[[feeds]]\nname = "{title}"\nurl = "{server.url(name)}"\nlanguage = "{lang}"\n'
         for name, (title, lang, _) in FEEDS.items()
     )
-    return textwrap.dedent(f"""
+    return (
+        textwrap.dedent(f"""
         [database]
-        url = "sqlite:///{folder / 'demo.db'}"
+        url = "sqlite:///{folder / "demo.db"}"
 
         [polling]
         interval = "15m"
@@ -112,15 +113,18 @@ def demo_config_text(server: DemoFeedServer, folder: Path) -> str:
 
         [alerts.console]
         type = "console"
-        """) + feeds + DEMO_TOPICS
+        """)
+        + feeds
+        + DEMO_TOPICS
+    )
 
 
 DEMO_TOPICS = """
 [[topics]]
 name = "nk-russia-alliance"
 descriptions = [
-  "North Korea supports Russia's war in Ukraine: Kim Jong Un and Vladimir Putin, arms, artillery shells, missiles and troops sent to Russia",
-  "Summit between Kim Jong Un and Putin; military cooperation and strategic alliance between Pyongyang and Moscow",
+  "North Korea supports Russia's war in Ukraine: arms, shells, missiles and troops sent to Russia",
+  "Kim Jong Un and Vladimir Putin: summit, military cooperation, Pyongyang-Moscow alliance",
   "Korea Utara mendukung Rusia dalam perang Ukraina; Kim Jong Un bertemu Putin",
 ]
 require = [
@@ -163,15 +167,19 @@ def run_demo(say: Callable[[str], None] = print, *, keep: Path | None = None) ->
         runtime = open_runtime(config)
         try:
             first = run_once(runtime)
-            say(f"demo: first poll stored {first.poll.articles_stored} articles already in the "
-                "feeds (history: they are not alerted)")
+            say(
+                f"demo: first poll stored {first.poll.articles_stored} articles already in the "
+                "feeds (history: they are not alerted)"
+            )
             say("demo: the feeds publish new items; polling again, then matching and alerting...")
             server.publish()
             with db.session_scope(runtime.sessions) as session:
                 queries.make_all_feeds_due(session)
             second = run_once(runtime)
-            say(f"demo: stored {second.poll.articles_stored} new articles, "
-                f"{second.match.matched} matches, {second.delivery.sent} alerts sent")
+            say(
+                f"demo: stored {second.poll.articles_stored} new articles, "
+                f"{second.match.matched} matches, {second.delivery.sent} alerts sent"
+            )
             with db.session_scope(runtime.sessions) as session:
                 rows, _ = search.list_matches(session, search.MatchFilter(limit=50))
         finally:

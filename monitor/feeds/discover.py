@@ -17,9 +17,14 @@ from monitor.domain import FeedRef, FetchResult
 from monitor.errors import FetchError, ParseError
 from monitor.feeds.fetch import Fetcher
 
-FEED_TYPES = frozenset({
-    "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json",
-})
+FEED_TYPES = frozenset(
+    {
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/rdf+xml",
+        "application/feed+json",
+    }
+)
 _FEED_ROOTS = (b"<rss", b"<feed", b"<rdf:rdf", b"<rdf ")
 
 
@@ -68,16 +73,19 @@ def discover(url: str, config: PollingConfig) -> str:
     """
     result = asyncio.run(_fetch(url, config))
     if result.error or result.body is None:
-        raise FetchError(f"cannot fetch {url}: {result.error or 'no body'}", url=url,
-                         status=result.status)
+        raise FetchError(
+            f"cannot fetch {url}: {result.error or 'no body'}", url=url, status=result.status
+        )
     final_url = result.final_url or url
     if looks_like_feed(result.body, result.content_type):
         return result.permanent_redirect_url or url
     text = result.body.decode("utf-8", "replace")
     links = feed_links(text, final_url)
     if not links:
-        raise ParseError(f"{url} is neither a feed nor a page that links to one "
-                         '(no <link rel="alternate" type="application/rss+xml"> found)')
+        raise ParseError(
+            f"{url} is neither a feed nor a page that links to one "
+            '(no <link rel="alternate" type="application/rss+xml"> found)'
+        )
     return links[0]
 
 

@@ -8,9 +8,10 @@ What one :meth:`Fetcher.fetch` does, in order:
   with our User-Agent; a 304 costs one round trip and no body;
 * follows redirects itself, up to ``polling.max_redirects``, refusing loops and non-http schemes;
   when every hop was permanent (301/308) the final URL is reported so the stored URL moves;
-* streams the body through ``response.aiter_bytes()`` (which decodes gzip/deflate) and stops as
-  soon as the *decoded* size passes ``polling.max_body_bytes``, so a 2 GB response or a gzip bomb
-  is cut off after at most one decoded chunk;
+* streams the body and stops as soon as its *decoded* size passes ``polling.max_body_bytes``;
+  gzip/deflate are inflated here with zlib's ``max_length`` rather than by httpx (which inflates
+  each network chunk whole), so a 2 GB response or a gzip bomb is cut off without ever holding
+  more than the limit in memory;
 * bounds connect and read time (httpx timeouts) and the whole fetch (``polling.total_timeout``).
 
 Every outcome, good or bad, is a :class:`monitor.domain.FetchResult`; errors are data
@@ -22,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -94,15 +96,27 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         cfg = self.config
-        timeout = httpx.Timeout(connect=cfg.connect_timeout, read=cfg.read_timeout,
-                                write=cfg.read_timeout, pool=cfg.total_timeout)
+        timeout = httpx.Timeout(
+            connect=cfg.connect_timeout,
+            read=cfg.read_timeout,
+            write=cfg.read_timeout,
+            pool=cfg.total_timeout,
+        )
         # No keep-alive pool: feeds on one host are polled minutes apart, so idle connections
         # are rarely reused, and httpcore checks every idle connection on each request
         # (measured: the pool bookkeeping cost more CPU than the connects it saved).
         limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=0)
         self._client = httpx.AsyncClient(
-            timeout=timeout, limits=limits, follow_redirects=False, transport=self._transport,
-            headers={"User-Agent": user_agent(cfg), "Accept": ACCEPT},
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+            transport=self._transport,
+            # only encodings we inflate with a size bound ourselves (no br/zstd)
+            headers={
+                "User-Agent": user_agent(cfg),
+                "Accept": ACCEPT,
+                "Accept-Encoding": "gzip, deflate",
+            },
         )
         return self
 
@@ -118,16 +132,27 @@ class Fetcher:
         async with self._global, per_host:
             yield
 
-    async def fetch(self, feed: FeedRef) -> FetchResult:
-        """Fetch one feed; never raises for anything the feed or its server does."""
+    async def fetch(
+        self, feed: FeedRef, *, should_stop: Callable[[], bool] | None = None
+    ) -> FetchResult:
+        """Fetch one feed; never raises for anything the feed or its server does.
+
+        ``should_stop`` is asked once a slot is free: when it says yes the feed is not fetched
+        and the result is ``skipped`` (a shutdown must not start hundreds of queued fetches)."""
         async with self._slot(feed.url):
+            if should_stop is not None and should_stop():
+                return FetchResult(url=feed.url, status=None, error="stopped", skipped=True)
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.config.total_timeout):
                     result = await self._fetch(feed)
             except TimeoutError:
-                result = _failure(feed.url, FetchTimeout(
-                    f"no complete answer within {self.config.total_timeout:g}s (total timeout)"))
+                result = _failure(
+                    feed.url,
+                    FetchTimeout(
+                        f"no complete answer within {self.config.total_timeout:g}s (total timeout)"
+                    ),
+                )
             except FetchError as exc:
                 result = _failure(feed.url, exc)
             except httpx.TimeoutException as exc:
@@ -154,25 +179,37 @@ class Fetcher:
                 await response.aclose()
         raise TooManyRedirects(f"more than {self.config.max_redirects} redirects", url=feed.url)
 
-    async def _finish(self, feed: FeedRef, response: httpx.Response, url: str,
-                      permanent_url: str | None) -> FetchResult:
+    async def _finish(
+        self, feed: FeedRef, response: httpx.Response, url: str, permanent_url: str | None
+    ) -> FetchResult:
         status, headers = response.status_code, response.headers
         common = {
-            "url": feed.url, "status": status, "final_url": url,
+            "url": feed.url,
+            "status": status,
+            "final_url": url,
             "permanent_redirect_url": permanent_url,
             "content_type": headers.get("content-type", ""),
         }
         if status == 304:
-            return FetchResult(**common, etag=feed.etag, last_modified=feed.last_modified,
-                               max_age_s=parse_max_age(headers.get("cache-control")))
+            return FetchResult(
+                **common,
+                etag=feed.etag,
+                last_modified=feed.last_modified,
+                max_age_s=parse_max_age(headers.get("cache-control")),
+            )
         if status >= 400 or status < 200:
             reason = f"HTTP {status} {response.reason_phrase}".strip()
-            retry = parse_retry_after(headers.get("retry-after")) \
-                if status in RETRY_AFTER_STATUSES else None
+            retry = (
+                parse_retry_after(headers.get("retry-after"))
+                if status in RETRY_AFTER_STATUSES
+                else None
+            )
             return FetchResult(**common, error=reason, retry_after_s=retry, gone=status == 410)
         body = await self._read_body(response)
         return FetchResult(
-            **common, body=body, etag=headers.get("etag"),
+            **common,
+            body=body,
+            etag=headers.get("etag"),
             last_modified=headers.get("last-modified"),
             max_age_s=parse_max_age(headers.get("cache-control")),
         )
@@ -182,14 +219,48 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise ResponseTooLarge(
-                f"body of {int(declared)} bytes is over the limit of {limit} bytes")
+                f"body of {int(declared)} bytes is over the limit of {limit} bytes"
+            )
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            return await _inflate_bounded(response, limit, raw_deflate_ok=encoding == "deflate")
         chunks, size = [], 0
-        async for chunk in response.aiter_bytes():  # decoded: counts what a gzip bomb expands to
+        async for chunk in response.aiter_bytes():  # identity (we only accept gzip/deflate)
             size += len(chunk)
             if size > limit:
                 raise ResponseTooLarge(f"body passed the limit of {limit} bytes (cut off)")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+async def _inflate_bounded(response: httpx.Response, limit: int, *, raw_deflate_ok: bool) -> bytes:
+    """Decompress gzip/deflate ourselves with ``max_length``, so no step ever holds more than
+    ``limit + 1`` decoded bytes: httpx's own decoder would inflate each network chunk whole
+    (64 KB of a gzip bomb is 64 MB), before we could count it."""
+    decoder = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
+    chunks: list[bytes] = []
+    size, first = 0, True
+    async for raw in response.aiter_raw():
+        data = raw
+        while data:
+            try:
+                out = decoder.decompress(data, limit - size + 1)
+            except zlib.error as exc:
+                if not (first and raw_deflate_ok):
+                    raise FetchError(f"cannot decompress the body: {exc}") from None
+                decoder, first = zlib.decompressobj(wbits=-15), False  # raw deflate stream
+                continue
+            first = False
+            size += len(out)
+            if size > limit:
+                raise ResponseTooLarge(
+                    f"decompressed body passed the limit of {limit} bytes (cut off)"
+                )
+            chunks.append(out)
+            data = decoder.unconsumed_tail
+            if decoder.eof:
+                break
+    return b"".join(chunks)
 
 
 def _conditional_headers(feed: FeedRef) -> dict[str, str]:

@@ -44,12 +44,36 @@ FUTURE_TOLERANCE = timedelta(minutes=15)  # clock skew we accept before clamping
 MAX_KEY_CHARS = 200
 MAX_TEXT_CHARS = 20_000
 MAX_TAGS = 32
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "igshid",
-    "yclid", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id", "wt_mc",
-    "rss", "ref_src", "cmpid", "ocid", "__twitter_impression", "s_cid", "ito", "at_medium",
-    "at_campaign",
-})
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "yclid",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "wt_mc",
+        "rss",
+        "ref_src",
+        "cmpid",
+        "ocid",
+        "__twitter_impression",
+        "s_cid",
+        "ito",
+        "at_medium",
+        "at_campaign",
+    }
+)
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "ga_")
 
 # --------------------------------------------------------------------------------------------
@@ -170,15 +194,18 @@ def _longest_text(entry: Mapping[str, Any]) -> str:
 def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for tag in entry.get("tags") or ():
-        term = plain_text((tag.get("term") or tag.get("label") or "") if isinstance(tag, Mapping)
-                          else "", limit=100)
+        term = plain_text(
+            (tag.get("term") or tag.get("label") or "") if isinstance(tag, Mapping) else "",
+            limit=100,
+        )
         if term:
             seen.setdefault(term, None)
     return tuple(seen)[:MAX_TAGS]
 
 
-def _entry(raw: Mapping[str, Any], *, base_url: str, feed_language: str,
-           fetched_at: datetime) -> Entry:
+def _entry(
+    raw: Mapping[str, Any], *, base_url: str, feed_language: str, fetched_at: datetime
+) -> Entry:
     title = plain_text(raw.get("title"), limit=2000)
     summary = plain_text(_longest_text(raw))
     link = (raw.get("link") or "").strip()
@@ -197,9 +224,11 @@ def _entry(raw: Mapping[str, Any], *, base_url: str, feed_language: str,
         published_at=published,
         author=plain_text(raw.get("author"), limit=512),
         tags=_tags(raw),
-        language=_language(raw.get("language"),
-                           _detail_language(raw, "summary_detail", "title_detail"),
-                           feed_language),
+        language=_language(
+            raw.get("language"),
+            _detail_language(raw, "summary_detail", "title_detail"),
+            feed_language,
+        ),
     )
 
 
@@ -208,8 +237,14 @@ def _ttl_s(feed: Mapping[str, Any]) -> float | None:
     return float(ttl) * 60 if ttl.isdigit() and int(ttl) > 0 else None
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str = "", fetched_at: datetime,
-               default_language: str = "") -> ParsedFeed:
+def parse_feed(
+    body: bytes,
+    *,
+    url: str,
+    content_type: str = "",
+    fetched_at: datetime,
+    default_language: str = "",
+) -> ParsedFeed:
     """Parse fetched bytes into a :class:`ParsedFeed`; raise :class:`ParseError` if unusable.
 
     A malformed ("bozo") feed that still yields entries is used; one that yields nothing is an
@@ -218,8 +253,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str = "", fetched_at: dat
     # No content-location: feedparser would resolve guids against it and change their keys.
     # A missing Content-Type is read as XML (the XML declaration then names the encoding).
     headers = {"content-type": content_type or "application/xml"}
-    result = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False,
-                              response_headers=headers)
+    result = feedparser.parse(
+        body, sanitize_html=False, resolve_relative_uris=False, response_headers=headers
+    )
     feed = result.get("feed") or {}
     raw_entries = result.get("entries") or []
     reason = str(result.get("bozo_exception") or "") if result.get("bozo") else ""
@@ -287,12 +323,23 @@ class ParserPool:
             future.result(timeout=120)
         return executor
 
-    async def parse(self, body: bytes, *, url: str, content_type: str = "",
-                    fetched_at: datetime, default_language: str = "") -> ParsedFeed:
+    async def parse(
+        self,
+        body: bytes,
+        *,
+        url: str,
+        content_type: str = "",
+        fetched_at: datetime,
+        default_language: str = "",
+    ) -> ParsedFeed:
         """Parse in a worker process; raises :class:`ParseError` on bad input or timeout."""
         loop = asyncio.get_running_loop()
-        kwargs = {"url": url, "content_type": content_type, "fetched_at": fetched_at,
-                  "default_language": default_language}
+        kwargs = {
+            "url": url,
+            "content_type": content_type,
+            "fetched_at": fetched_at,
+            "default_language": default_language,
+        }
         return await loop.run_in_executor(self._threads, self._run, body, kwargs)
 
     def parse_blocking(self, body: bytes, **kwargs: Any) -> ParsedFeed:

@@ -111,8 +111,14 @@ def dispatch_due(runtime: Runtime) -> DispatchReport:
 # -- claiming -------------------------------------------------------------------------------
 
 
-def _lease_until(runtime: Runtime, now: datetime) -> datetime:
-    return now + timedelta(seconds=runtime.config.database.lease)
+def _lease_until(runtime: Runtime, now: datetime, channel: str | None = None) -> datetime:
+    """The lease end; for a send, long enough that the send's own time limit runs out first
+    (a lease expiring mid-send would let another worker send the same alert again)."""
+    seconds = runtime.config.database.lease
+    channel_config = runtime.config.alerts.get(channel) if channel else None
+    if channel_config is not None:
+        seconds = max(seconds, 2 * channel_config.timeout + 5)
+    return now + timedelta(seconds=seconds)
 
 
 def quiet_channels(config: Config, now: datetime) -> set[str]:
@@ -159,7 +165,10 @@ def _deliver(
             store.release(session, [delivery_id], worker=runtime.worker_id)
             return "skipped"
         if not store.begin_send(
-            session, delivery_id, worker=runtime.worker_id, lease_until=_lease_until(runtime, now)
+            session,
+            delivery_id,
+            worker=runtime.worker_id,
+            lease_until=_lease_until(runtime, now, row.channel),
         ):
             return "skipped"  # another worker took it after our lease ran out
         key, channel_name, created_at = row.idempotency_key, row.channel, row.created_at
@@ -433,69 +442,91 @@ def _digest_channel(runtime: Runtime, name: str, slot: datetime, now: datetime) 
 
 def queue_health_alerts(runtime: Runtime) -> int:
     """Tell the operator channel once when a feed has failed for ``health_after``, once when it
-    recovers. Polling keeps ``Feed.failing_since``; ``health_alerted_at`` remembers the notice."""
+    recovers. Polling keeps ``Feed.failing_since``; the notices already queued (one "down" per
+    failing period, keyed by its start) say what was reported."""
     cfg = runtime.config.delivery
     if not cfg.health_channel or cfg.health_channel not in runtime.config.enabled_channels():
         return 0
     now = clock.now(runtime)
     queued = 0
     with db.session_scope(runtime.sessions) as session:
+        latest = store.latest_health_notices(session)
+        for feed_id, notice in latest.items():
+            feed = session.get(Feed, feed_id)
+            if feed is not None and _recovered(feed, notice):
+                text = f"Feed recovered: {_feed_label(feed)} ({feed.url})."
+                _health_row(
+                    session,
+                    cfg.health_channel,
+                    feed,
+                    notice.idempotency_key.replace("-down-", "-up-"),
+                    text,
+                    now,
+                    "up",
+                )
+                feed.health_alerted_at = None
+                queued += 1
         for feed in store.feeds_failing_since(session, now - timedelta(seconds=cfg.health_after)):
             assert feed.failing_since is not None
+            key = f"health-{feed.id}-down-{feed.failing_since:%Y%m%dT%H%M%S}"
+            if store.key_exists(session, key):
+                continue
             hours = (now - feed.failing_since).total_seconds() / 3600
-            notice = (
-                f"Feed failing for {hours:.1f} h: {feed.name or feed.title or feed.url} "
-                f"({feed.url}). Last error: {feed.last_error or 'unknown'}"
+            text = (
+                f"Feed failing for {hours:.1f} h: {_feed_label(feed)} ({feed.url}). "
+                f"Last error: {feed.last_error or 'unknown'}"
             )
-            _health_row(
-                session,
-                cfg.health_channel,
-                feed,
-                f"health-{feed.id}-down-{feed.failing_since:%Y%m%dT%H%M%S}",
-                notice,
-                now,
-            )
+            _health_row(session, cfg.health_channel, feed, key, text, now, "down")
             feed.health_alerted_at = now
-            queued += 1
-        for feed in store.feeds_recovered(session):
-            assert feed.health_alerted_at is not None
-            notice = f"Feed recovered: {feed.name or feed.title or feed.url} ({feed.url})."
-            _health_row(
-                session,
-                cfg.health_channel,
-                feed,
-                f"health-{feed.id}-up-{feed.health_alerted_at:%Y%m%dT%H%M%S}",
-                notice,
-                now,
-            )
-            feed.health_alerted_at = None
             queued += 1
     return queued
 
 
+def _recovered(feed: Feed, notice: Delivery) -> bool:
+    """The feed's newest notice says "down" but that failing period is over."""
+    payload = notice.payload or {}
+    if payload.get("state") != "down":
+        return False
+    since = feed.failing_since.isoformat() if feed.failing_since else None
+    return since != payload.get("failing_since")
+
+
+def _feed_label(feed: Feed) -> str:
+    return feed.name or feed.title or feed.url
+
+
 def _health_row(
-    session: Session, channel: str, feed: Feed, key: str, notice: str, now: datetime
+    session: Session, channel: str, feed: Feed, key: str, notice: str, now: datetime, state: str
 ) -> None:
-    if not store.key_exists(session, key):
-        session.add(
-            Delivery(
-                channel=channel,
-                feed_id=feed.id,
-                kind="health",
-                idempotency_key=key,
-                payload={"notice": notice, "topic": "feed health"},
-                created_at=now,
-                next_attempt_at=now,
-            )
-        )
-        event(
-            log,
-            logging.WARNING,
-            "feed health alert queued",
+    if store.key_exists(session, key):
+        return
+    since = feed.failing_since.isoformat() if feed.failing_since else None
+    session.add(
+        Delivery(
+            channel=channel,
             feed_id=feed.id,
-            url=feed.url,
-            notice=notice,
+            kind="health",
+            idempotency_key=key,
+            payload={
+                "notice": notice,
+                "topic": "feed health",
+                "state": state,
+                "failing_since": since,
+            },
+            created_at=now,
+            next_attempt_at=now,
         )
+    )
+    session.flush()
+    event(
+        log,
+        logging.WARNING,
+        "feed health alert queued",
+        feed_id=feed.id,
+        url=feed.url,
+        state=state,
+        notice=notice,
+    )
 
 
 # -- test alerts ----------------------------------------------------------------------------

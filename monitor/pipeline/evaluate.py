@@ -45,8 +45,14 @@ def read_labeled(path: Path) -> list[LabeledItem]:
             continue
         try:
             row = json.loads(line)
-            items.append(LabeledItem(str(row.get("title", "")), str(row.get("text", "")),
-                                     str(row.get("lang", "") or "?"), bool(row["relevant"])))
+            items.append(
+                LabeledItem(
+                    str(row.get("title", "")),
+                    str(row.get("text", "")),
+                    str(row.get("lang", "") or "?"),
+                    bool(row["relevant"]),
+                )
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise MonitorError(f"{path}:{number}: not a labeled item ({exc})") from None
     if not items:
@@ -65,13 +71,20 @@ def build_topics(
     if not specs:
         raise ConfigError(f"{config.path}: no [[topics]] configured")
     feedback = feedback or {}
-    return [match.build_topic(t, embedder.encode, base_dir=config.base_dir,
-                              feedback=feedback.get(t.name, ())) for t in specs]
+    return [
+        match.build_topic(
+            t, embedder.encode, base_dir=config.base_dir, feedback=feedback.get(t.name, ())
+        )
+        for t in specs
+    ]
 
 
 def embed_items(
-    embedder: Embedder, items: Sequence[LabeledItem], max_seq_length: int,
-    progress: Progress | None = None, chunk: int = 256,
+    embedder: Embedder,
+    items: Sequence[LabeledItem],
+    max_seq_length: int,
+    progress: Progress | None = None,
+    chunk: int = 256,
 ) -> np.ndarray:
     """Embed items' title + lead in chunks, reporting progress after each chunk."""
     texts = [article_text(i.title, i.text, max_seq_length) for i in items]
@@ -112,8 +125,11 @@ class EvalResult:
         result = dict(configured)
         result.update(
             thresholds=self.thresholds,
-            best_threshold=(round(next(iter(shared)) + self.offset, 4) if len(shared) == 1
-                            else round(self.offset, 4)),
+            best_threshold=(
+                round(next(iter(shared)) + self.offset, 4)
+                if len(shared) == 1
+                else round(self.offset, 4)
+            ),
             best_threshold_offset=round(self.offset, 4),
             best_thresholds=absolute,
             at_best_threshold=best,
@@ -135,7 +151,8 @@ def evaluate(
         scores = np.array([v.score for v in verdicts]) - topic.threshold
         margins = np.maximum(margins, scores)
     truth = np.array([i.relevant for i in items], dtype=bool)
-    result = EvalResult(margins, truth, [i.lang for i in items],
-                        thresholds={t.name: t.threshold for t in topics})
+    result = EvalResult(
+        margins, truth, [i.lang for i in items], thresholds={t.name: t.threshold for t in topics}
+    )
     result.offset = match.best_offset(margins, truth)
     return result

@@ -50,7 +50,7 @@ def get_embedder(runtime: Runtime) -> Embedder:
     if embedder is None:
         embedder = load_embedder(runtime.config.model)
         runtime.resources[EMBEDDER_KEY] = embedder
-    return embedder  # type: ignore[no-any-return]
+    return embedder
 
 
 def full_text(article: Article) -> str:
@@ -68,8 +68,12 @@ def ensure_vectors(
     missing = [a for a in articles if a.id not in vectors]
     if missing:
         new = embedder.encode([article_text(a.title, a.summary, max_seq_length) for a in missing])
-        store.save_vectors(session, embedder.model_id, embedder.dim,
-                           {a.id: to_bytes(v) for a, v in zip(missing, new, strict=True)})
+        store.save_vectors(
+            session,
+            embedder.model_id,
+            embedder.dim,
+            {a.id: to_bytes(v) for a, v in zip(missing, new, strict=True)},
+        )
         vectors.update({a.id: v for a, v in zip(missing, new, strict=True)})
     return vectors, len(missing)
 
@@ -79,8 +83,11 @@ def topic_models(runtime: Runtime, session: Session) -> list[tuple[Topic, match.
     embedder = get_embedder(runtime)
     rows = store.active_topics(session)
     specs = [t for t in runtime.config.topics if t.name in rows]
-    key = (embedder.model_id, tuple(rows[t.name].config_hash for t in specs),
-           store.feedback_version(session))
+    key = (
+        embedder.model_id,
+        tuple(rows[t.name].config_hash for t in specs),
+        store.feedback_version(session),
+    )
     cached = runtime.resources.get(TOPICS_KEY)
     if isinstance(cached, _TopicCache) and cached.key == key:
         return cached.models
@@ -88,8 +95,14 @@ def topic_models(runtime: Runtime, session: Session) -> list[tuple[Topic, match.
     for spec in specs:
         row = rows[spec.name]
         feedback = feedback_examples(session, embedder, row.id, runtime.config.model.max_seq_length)
-        models.append((row, match.build_topic(spec, embedder.encode, base_dir=runtime.config.base_dir,
-                                              feedback=feedback)))
+        models.append(
+            (
+                row,
+                match.build_topic(
+                    spec, embedder.encode, base_dir=runtime.config.base_dir, feedback=feedback
+                ),
+            )
+        )
     runtime.resources[TOPICS_KEY] = _TopicCache(key, models)
     return models
 
@@ -129,8 +142,15 @@ def match_new(runtime: Runtime) -> MatchReport:
         if done < batch_size:
             break
     if report.scored:
-        event(log, logging.INFO, "articles matched", scored=report.scored,
-              embedded=report.embedded, matched=report.matched, alerted=report.alerted)
+        event(
+            log,
+            logging.INFO,
+            "articles matched",
+            scored=report.scored,
+            embedded=report.embedded,
+            matched=report.matched,
+            alerted=report.alerted,
+        )
     return report
 
 
@@ -143,8 +163,9 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
             return 0
         embedder = get_embedder(runtime)
         models = topic_models(runtime, session)
-        vectors, embedded = ensure_vectors(session, embedder, articles,
-                                           runtime.config.model.max_seq_length)
+        vectors, embedded = ensure_vectors(
+            session, embedder, articles, runtime.config.model.max_seq_length
+        )
         matrix = np.vstack([vectors[a.id] for a in articles])
         texts = [full_text(a) for a in articles]
         seen = store.existing_matches(session, [a.id for a in articles])
@@ -157,21 +178,48 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
     report.batches += 1
     report.embedded += embedded
     report.scored += len(articles)
-    event(log, logging.DEBUG, "match batch", articles=len(articles), embedded=embedded,
-          seconds=round(time.monotonic() - started, 3))
+    event(
+        log,
+        logging.DEBUG,
+        "match batch",
+        articles=len(articles),
+        embedded=embedded,
+        seconds=round(time.monotonic() - started, 3),
+    )
     return len(articles)
 
 
-def _record(session: Session, runtime: Runtime, article: Article, topic: Topic,
-            verdict: match.Verdict, vector: np.ndarray, report: MatchReport) -> None:
+def _record(
+    session: Session,
+    runtime: Runtime,
+    article: Article,
+    topic: Topic,
+    verdict: match.Verdict,
+    vector: np.ndarray,
+    report: MatchReport,
+) -> None:
     """Insert the match and, for a live (non-history) article, its deliveries."""
     explanation = match.explanation_dict(verdict.explanation)
     alerted = not article.is_history
-    row = store.add_match(session, article, topic, verdict.score, verdict.explanation.semantic,
-                          explanation, alerted=alerted)
+    row = store.add_match(
+        session,
+        article,
+        topic,
+        verdict.score,
+        verdict.explanation.semantic,
+        explanation,
+        alerted=alerted,
+    )
     report.matched += 1
     if alerted:
         enqueue_alerts(session, runtime, row, article, vector.tolist())
         report.alerted += 1
-    event(log, logging.INFO, "article matched", article_id=article.id, topic=topic.name,
-          score=round(verdict.score, 3), history=article.is_history)
+    event(
+        log,
+        logging.INFO,
+        "article matched",
+        article_id=article.id,
+        topic=topic.name,
+        score=round(verdict.score, 3),
+        history=article.is_history,
+    )

@@ -5,7 +5,7 @@ deliveries exist together or not at all: a crash between the two cannot lose an 
 
 It also decides *how* the match will alert:
 
-- **Story grouping**: a match joins an open story of its topic (seen within
+- **Story grouping**: a match joins an open story of its topic (started within
   ``delivery.story_window``) when its article has the same canonical link as a member, or an
   embedding with cosine >= ``delivery.story_similarity`` to a member's. A joining match gets
   ``alerted = False`` and no delivery, unless the topic sets ``realert_on_story_update``; the

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from sqlalchemy.orm import Session
+
 from monitor.domain import FeedRef, FetchResult, ParsedFeed
 from monitor.errors import ParseError
 from monitor.feeds import schedule
@@ -38,7 +40,9 @@ log = logging.getLogger(__name__)
 
 PARSER_POOL = "feeds.parser_pool"
 BATCHES_IN_FLIGHT = 8  # claim this many times `concurrency` feeds at once
+WRITE_BATCH = 100  # most feed results written in one transaction
 T = TypeVar("T")
+_Write = tuple[FeedRef, "store.PollOutcome", ParsedFeed | None, "asyncio.Future[int]"]
 
 
 @dataclass
@@ -81,9 +85,14 @@ class _Poller:
         self.cfg = runtime.config.polling
         self.batch = max(self.cfg.concurrency * BATCHES_IN_FLIGHT, 64)
         # a lease must outlive the slowest feed of a batch, or another worker could take it
-        self.lease_s = max(runtime.config.database.lease,
-                           self.cfg.total_timeout * BATCHES_IN_FLIGHT + self.cfg.parse_timeout)
+        self.lease_s = max(
+            runtime.config.database.lease,
+            self.cfg.total_timeout * BATCHES_IN_FLIGHT + self.cfg.parse_timeout,
+        )
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="poll-db")
+        self.started = _now()  # one run polls what was due when it started, once
+        self._writes: list[_Write] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def _db(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -109,8 +118,14 @@ class _Poller:
 
     def _claim(self) -> list[FeedRef]:
         with db.session_scope(self.runtime.sessions) as session:
-            return store.claim_due(session, self.runtime.worker_id, now=_now(),
-                                   lease_s=self.lease_s, limit=self.batch)
+            return store.claim_due(
+                session,
+                self.runtime.worker_id,
+                now=_now(),
+                lease_s=self.lease_s,
+                limit=self.batch,
+                due_before=self.started,
+            )
 
     async def _poll_one(self, fetcher: Fetcher, feed: FeedRef) -> None:
         if self.runtime.stop.is_set():
@@ -118,10 +133,13 @@ class _Poller:
             return
         now = _now()
         try:
-            result = await fetcher.fetch(feed)
+            result = await fetcher.fetch(feed, should_stop=self.runtime.stop.is_set)
+            if result.skipped:
+                await self._db(self._release, feed)
+                return
             parsed, error = await self._parse(feed, result, now)
             outcome = self._outcome(feed, result, parsed, error, now)
-            stored = await self._db(self._store, feed, outcome, parsed)
+            stored = await self._write(feed, outcome, parsed)
         except Exception as exc:  # the loop never dies: record it on the feed and go on
             log.exception("feed poll crashed", extra={"fields": {"feed_id": feed.id}})
             error = f"internal error: {type(exc).__name__}: {exc}"
@@ -130,75 +148,196 @@ class _Poller:
             try:
                 await self._db(self._store, feed, outcome, None)
             except Exception as again:  # the database itself is failing: the lease expires
-                event(log, logging.ERROR, "feed result not recorded", feed_id=feed.id,
-                      url=feed.url, error=str(again))
+                event(
+                    log,
+                    logging.ERROR,
+                    "feed result not recorded",
+                    feed_id=feed.id,
+                    url=feed.url,
+                    error=str(again),
+                )
         self._account(feed, result, outcome, stored)
 
-    async def _parse(self, feed: FeedRef, result: FetchResult,
-                     now: datetime) -> tuple[ParsedFeed | None, str]:
+    async def _parse(
+        self, feed: FeedRef, result: FetchResult, now: datetime
+    ) -> tuple[ParsedFeed | None, str]:
         if result.error or result.body is None:
             return None, result.error
         try:
             parsed = await self.pool.parse(
-                result.body, url=result.final_url or feed.url, content_type=result.content_type,
-                fetched_at=now, default_language=feed.language)
+                result.body,
+                url=result.final_url or feed.url,
+                content_type=result.content_type,
+                fetched_at=now,
+                default_language=feed.language,
+            )
         except ParseError as exc:
             return None, f"parse error: {exc}"
         return parsed, ""
 
-    def _outcome(self, feed: FeedRef, result: FetchResult, parsed: ParsedFeed | None,
-                 error: str, now: datetime) -> store.PollOutcome:
+    def _outcome(
+        self,
+        feed: FeedRef,
+        result: FetchResult,
+        parsed: ParsedFeed | None,
+        error: str,
+        now: datetime,
+    ) -> store.PollOutcome:
         if error:
-            return self._failure_outcome(feed, result.status, error, now,
-                                         retry_after_s=result.retry_after_s, gone=result.gone)
+            return self._failure_outcome(
+                feed,
+                result.status,
+                error,
+                now,
+                retry_after_s=result.retry_after_s,
+                gone=result.gone,
+            )
         bounds = schedule.Bounds.from_config(self.cfg, feed.interval_s)
         ttl_s = parsed.ttl_s if parsed is not None else feed.ttl_s
-        next_at = schedule.next_poll_after_success(now, bounds, ttl_s=ttl_s,
-                                                   max_age_s=result.max_age_s)
+        next_at = schedule.next_poll_after_success(
+            now, bounds, ttl_s=ttl_s, max_age_s=result.max_age_s, spread=not feed.has_succeeded
+        )
         return store.PollOutcome(
-            now=now, status=result.status, next_poll_at=next_at, not_modified=result.not_modified,
-            etag=result.etag, last_modified=result.last_modified, ttl_s=ttl_s,
+            now=now,
+            status=result.status,
+            next_poll_at=next_at,
+            not_modified=result.not_modified,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            ttl_s=ttl_s,
             new_url=result.permanent_redirect_url,
-            title=parsed.title if parsed else "", site_url=parsed.site_url if parsed else "",
+            title=parsed.title if parsed else "",
+            site_url=parsed.site_url if parsed else "",
             language=parsed.language if parsed else "",
         )
 
-    def _failure_outcome(self, feed: FeedRef, status: int | None, error: str, now: datetime, *,
-                         retry_after_s: float | None, gone: bool = False) -> store.PollOutcome:
+    def _failure_outcome(
+        self,
+        feed: FeedRef,
+        status: int | None,
+        error: str,
+        now: datetime,
+        *,
+        retry_after_s: float | None,
+        gone: bool = False,
+    ) -> store.PollOutcome:
         bounds = schedule.Bounds.from_config(self.cfg, feed.interval_s)
-        next_at = schedule.next_poll_after_error(now, bounds, feed.consecutive_errors + 1,
-                                                 retry_after_s=retry_after_s)
-        return store.PollOutcome(now=now, status=status, next_poll_at=next_at, error=error,
-                                 gone=gone)
+        next_at = schedule.next_poll_after_error(
+            now, bounds, feed.consecutive_errors + 1, retry_after_s=retry_after_s
+        )
+        return store.PollOutcome(
+            now=now, status=status, next_poll_at=next_at, error=error, gone=gone
+        )
+
+    async def _write(
+        self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None
+    ) -> int:
+        """Queue one feed's result for the database thread; return how many articles it stored.
+
+        Results that finish while the thread is busy are written together in one transaction
+        (a commit per feed was the largest cost of a 1,000-feed cycle on SQLite)."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._writes.append((feed, outcome, parsed, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._writes:
+            batch, self._writes = self._writes[:WRITE_BATCH], self._writes[WRITE_BATCH:]
+            try:
+                results = await self._db(self._store_many, [(f, o, p) for f, o, p, _ in batch])
+            except Exception as exc:  # the thread itself failed: every waiter hears of it
+                results = [exc] * len(batch)
+            for (*_, done), result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    done.set_exception(result)
+                else:
+                    done.set_result(result)
+
+    def _store_many(
+        self, items: list[tuple[FeedRef, store.PollOutcome, ParsedFeed | None]]
+    ) -> list[int | Exception]:
+        try:
+            with db.session_scope(self.runtime.sessions) as session:
+                unchanged = [(f.id, o) for f, o, _p in items if o.not_modified and not o.error]
+                store.record_not_modified_many(session, self.runtime.worker_id, unchanged)
+                return [
+                    0 if (o.not_modified and not o.error) else self._store_in(session, f, o, p)
+                    for f, o, p in items
+                ]
+        except Exception as exc:  # one bad row must not lose the batch: retry one at a time
+            event(
+                log,
+                logging.WARNING,
+                "batch write failed; writing feeds one by one",
+                feeds=len(items),
+                error=str(exc),
+            )
+        results: list[int | Exception] = []
+        for item in items:
+            try:
+                results.append(self._store(*item))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def _store(self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None) -> int:
         with db.session_scope(self.runtime.sessions) as session:
-            stored = 0
-            if parsed is not None and parsed.entries:
-                stored = store.store_entries(session, feed.id, parsed.entries,
-                                             is_history=not feed.has_succeeded,
-                                             fetched_at=outcome.now)
-            store.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
-            return stored
+            return self._store_in(session, feed, outcome, parsed)
+
+    def _store_in(
+        self,
+        session: Session,
+        feed: FeedRef,
+        outcome: store.PollOutcome,
+        parsed: ParsedFeed | None,
+    ) -> int:
+        stored = 0
+        if parsed is not None and parsed.entries:
+            stored = store.store_entries(
+                session,
+                feed.id,
+                parsed.entries,
+                is_history=not feed.has_succeeded,
+                fetched_at=outcome.now,
+            )
+        store.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
+        return stored
 
     def _release(self, feed: FeedRef) -> None:
         with db.session_scope(self.runtime.sessions) as session:
             store.release(session, [feed.id], self.runtime.worker_id)
 
-    def _account(self, feed: FeedRef, result: FetchResult, outcome: store.PollOutcome,
-                 stored: int) -> None:
+    def _account(
+        self, feed: FeedRef, result: FetchResult, outcome: store.PollOutcome, stored: int
+    ) -> None:
         report = self.report
         report.feeds_polled += 1
         report.articles_stored += stored
         if outcome.error:
             report.feeds_failed += 1
-            event(log, logging.WARNING, "feed poll failed", feed_id=feed.id, url=feed.url,
-                  status=outcome.status, error=outcome.error,
-                  errors_in_row=feed.consecutive_errors + 1,
-                  next_poll=outcome.next_poll_at.isoformat(timespec="seconds"),
-                  disabled=outcome.gone)
+            event(
+                log,
+                logging.WARNING,
+                "feed poll failed",
+                feed_id=feed.id,
+                url=feed.url,
+                status=outcome.status,
+                error=outcome.error,
+                errors_in_row=feed.consecutive_errors + 1,
+                next_poll=outcome.next_poll_at.isoformat(timespec="seconds"),
+                disabled=outcome.gone,
+            )
             return
         if result.not_modified:
             report.not_modified += 1
-        event(log, logging.DEBUG, "feed polled", feed_id=feed.id, status=outcome.status,
-              stored=stored, elapsed_s=round(result.elapsed_s, 3))
+        event(
+            log,
+            logging.DEBUG,
+            "feed polled",
+            feed_id=feed.id,
+            status=outcome.status,
+            stored=stored,
+            elapsed_s=round(result.elapsed_s, 3),
+        )

@@ -40,8 +40,9 @@ class ShimEmbedder:
         self.batch_size = config.batch_size
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = self._model.encode(texts, batch_size=self.batch_size,
-                                     normalize_embeddings=True, convert_to_numpy=True)
+        vectors = self._model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 

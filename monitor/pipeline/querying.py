@@ -51,8 +51,9 @@ def cache_dir_for(config: Config, model_id: str) -> Path | None:
     return default_cache_dir(config.database_url, config.base_dir, model_id)
 
 
-def vector_index(runtime: Runtime, model_id: str, *, persistent: bool,
-                 min_refresh_interval_s: float = 0.0) -> VectorIndex:
+def vector_index(
+    runtime: Runtime, model_id: str, *, persistent: bool, min_refresh_interval_s: float = 0.0
+) -> VectorIndex:
     """The process's index for ``model_id`` (a file-backed one for one-shot CLI runs)."""
     key = f"{INDEX_KEY}:{model_id}"
     if key not in runtime.resources:
@@ -63,14 +64,24 @@ def vector_index(runtime: Runtime, model_id: str, *, persistent: bool,
 
 
 def search_articles(
-    runtime: Runtime, text: str, *, limit: int = 20, since: datetime | None = None,
-    until: datetime | None = None, lang: str | None = None, persistent_cache: bool = False,
+    runtime: Runtime,
+    text: str,
+    *,
+    limit: int = 20,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    lang: str | None = None,
+    persistent_cache: bool = False,
 ) -> list[dict[str, Any]]:
     """Articles ranked by cosine similarity to ``text`` (every stored article, not only matches)."""
     embedder = query_embedder(runtime)
     query = embedder.encode([text])[0]
-    index = vector_index(runtime, embedder.model_id, persistent=persistent_cache,
-                         min_refresh_interval_s=0.0 if persistent_cache else 2.0)
+    index = vector_index(
+        runtime,
+        embedder.model_id,
+        persistent=persistent_cache,
+        min_refresh_interval_s=0.0 if persistent_cache else 2.0,
+    )
     with db.session_scope(runtime.sessions) as session:
         index.refresh(session)
         hits = index.search(query, limit=limit, since=since, until=until, lang=lang)
@@ -79,10 +90,14 @@ def search_articles(
 
 
 def current_model_id(runtime: Runtime) -> str:
-    """The model id whose vectors count as "embedded" (for the backlog metric).
-
-    The loaded embedder's id when this process has one, else the configured model name,
-    which is what the matching stage records when it follows ``config.model.name``.
-    """
+    """The model id whose vectors count as "embedded" (for the backlog metric), without
+    loading the model: ``monitor.embed.model_id_for(config.model)`` when that module exists
+    (it is what the matching stage stores), else the configured model name (the shim's id)."""
     embedder = runtime.resources.get(EMBEDDER_KEY)
-    return str(getattr(embedder, "model_id", "") or runtime.config.model.name)
+    if embedder is not None:
+        return str(embedder.model_id)
+    try:
+        embed: Any = importlib.import_module("monitor.embed")
+    except ModuleNotFoundError:
+        return runtime.config.model.name
+    return str(embed.model_id_for(runtime.config.model))

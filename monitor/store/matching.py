@@ -47,10 +47,11 @@ def load_vectors(session: Session, article_ids: Iterable[int], model_id: str) ->
     if not ids:
         return {}
     rows = session.execute(
-        select(Embedding.article_id, Embedding.vector)
-        .where(Embedding.model_id == model_id, Embedding.article_id.in_(ids))
+        select(Embedding.article_id, Embedding.vector).where(
+            Embedding.model_id == model_id, Embedding.article_id.in_(ids)
+        )
     )
-    return {article_id: vector for article_id, vector in rows}
+    return {int(aid): bytes(vec) for aid, vec in rows}
 
 
 def save_vectors(session: Session, model_id: str, dim: int, vectors: dict[int, bytes]) -> None:
@@ -73,11 +74,25 @@ def existing_matches(session: Session, article_ids: Sequence[int]) -> set[tuple[
     return {(a, t) for a, t in rows}
 
 
-def add_match(session: Session, article: Article, topic: Topic, score: float, semantic: float,
-              explanation: dict[str, Any], alerted: bool) -> Match:
+def add_match(
+    session: Session,
+    article: Article,
+    topic: Topic,
+    score: float,
+    semantic: float,
+    explanation: dict[str, Any],
+    alerted: bool,
+) -> Match:
     """Insert a match (flushed, so its id can key deliveries in the same transaction)."""
-    row = Match(article_id=article.id, topic_id=topic.id, score=score, semantic_score=semantic,
-                explanation=explanation, published_at=article.published_at, alerted=alerted)
+    row = Match(
+        article_id=article.id,
+        topic_id=topic.id,
+        score=score,
+        semantic_score=semantic,
+        explanation=explanation,
+        published_at=article.published_at,
+        alerted=alerted,
+    )
     session.add(row)
     session.flush()
     return row
@@ -85,15 +100,18 @@ def add_match(session: Session, article: Article, topic: Topic, score: float, se
 
 def mark_matched(session: Session, article_ids: Sequence[int]) -> None:
     if article_ids:
-        session.execute(update(Article).where(Article.id.in_(list(article_ids)))
-                        .values(matched_at=_now()))
+        session.execute(
+            update(Article).where(Article.id.in_(list(article_ids))).values(matched_at=_now())
+        )
 
 
 def feedback_for_topic(session: Session, topic_id: int) -> list[tuple[Article, bool]]:
     """Judged articles of a topic, oldest judgement first."""
     rows = session.execute(
-        select(Article, Feedback.relevant).join(Feedback, Feedback.article_id == Article.id)
-        .where(Feedback.topic_id == topic_id).order_by(Feedback.id)
+        select(Article, Feedback.relevant)
+        .join(Feedback, Feedback.article_id == Article.id)
+        .where(Feedback.topic_id == topic_id)
+        .order_by(Feedback.id)
     )
     return [(article, bool(relevant)) for article, relevant in rows]
 
@@ -109,11 +127,18 @@ def record_feedback(session: Session, match_id: int, relevant: bool) -> Feedback
     found = session.get(Match, match_id)
     if found is None:
         raise NotFoundError(f"no match with id {match_id}")
-    row = session.scalar(select(Feedback).where(Feedback.article_id == found.article_id,
-                                                Feedback.topic_id == found.topic_id))
+    row = session.scalar(
+        select(Feedback).where(
+            Feedback.article_id == found.article_id, Feedback.topic_id == found.topic_id
+        )
+    )
     if row is None:
-        row = Feedback(article_id=found.article_id, topic_id=found.topic_id, match_id=found.id,
-                       relevant=relevant)
+        row = Feedback(
+            article_id=found.article_id,
+            topic_id=found.topic_id,
+            match_id=found.id,
+            relevant=relevant,
+        )
         session.add(row)
     else:
         row.relevant, row.match_id, row.created_at = relevant, found.id, _now()
@@ -125,7 +150,11 @@ def articles_since(session: Session, since: datetime, limit: int) -> list[Articl
     """Stored articles published since ``since``, newest first (for `topics preview`)."""
     if since.tzinfo is None:
         raise MonitorError("articles_since needs an aware datetime")
-    return list(session.scalars(
-        select(Article).where(Article.published_at >= since)
-        .order_by(Article.published_at.desc(), Article.id.desc()).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(Article)
+            .where(Article.published_at >= since)
+            .order_by(Article.published_at.desc(), Article.id.desc())
+            .limit(limit)
+        )
+    )

@@ -181,12 +181,15 @@ class StoryMember:
 def story_members(
     session: Session, topic_id: int, since: datetime, exclude_match: int
 ) -> list[StoryMember]:
-    """Matches of ``topic_id`` in stories still open (seen since ``since``)."""
+    """Matches of ``topic_id`` in stories still open: started since ``since``.
+
+    The window runs from a story's first article, not its latest, so a week of continuous
+    coverage cannot chain into one endless story (each new development alerts again)."""
     rows = session.execute(
         select(Match.id, Match.story_id, Article.id, Article.canonical_link)
         .join(Article, Article.id == Match.article_id)
         .join(Story, Story.id == Match.story_id)
-        .where(Match.topic_id == topic_id, Story.last_seen_at >= since, Match.id != exclude_match)
+        .where(Match.topic_id == topic_id, Story.created_at >= since, Match.id != exclude_match)
         .order_by(Match.id)
     )
     return [StoryMember(m, s, a, link or "") for m, s, a, link in rows if s is not None]
@@ -273,25 +276,27 @@ def key_exists(session: Session, key: str) -> bool:
 
 
 def feeds_failing_since(session: Session, cutoff: datetime) -> list[Feed]:
-    """Feeds failing since before ``cutoff`` that have not been reported yet."""
+    """Feeds failing since before ``cutoff`` (reported or not: the caller checks its notices)."""
     return list(
         session.scalars(
-            select(Feed).where(
-                Feed.failing_since.is_not(None),
-                Feed.failing_since <= cutoff,
-                Feed.health_alerted_at.is_(None),
-            )
+            select(Feed).where(Feed.failing_since.is_not(None), Feed.failing_since <= cutoff)
         )
     )
 
 
-def feeds_recovered(session: Session) -> list[Feed]:
-    """Feeds reported as failing that now work again."""
-    return list(
-        session.scalars(
-            select(Feed).where(Feed.failing_since.is_(None), Feed.health_alerted_at.is_not(None))
-        )
+def latest_health_notices(session: Session) -> dict[int, Delivery]:
+    """feed id -> its newest health notice. The notices themselves are the memory of what was
+    reported, so recovery is noticed whatever else resets ``Feed.health_alerted_at``."""
+    latest: dict[int, Delivery] = {}
+    rows = session.scalars(
+        select(Delivery)
+        .where(Delivery.kind == "health", Delivery.feed_id.is_not(None))
+        .order_by(Delivery.id)
     )
+    for row in rows:
+        assert row.feed_id is not None
+        latest[row.feed_id] = row
+    return latest
 
 
 # -- listing --------------------------------------------------------------------------------

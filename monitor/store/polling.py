@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -29,12 +29,22 @@ from monitor.store.models import Article, Feed
 MAX_ERROR_CHARS = 1000
 
 
-def claim_due(session: Session, owner: str, *, now: datetime, lease_s: float,
-              limit: int = 500) -> list[FeedRef]:
-    """Lease up to ``limit`` due feeds to ``owner`` (oldest due first); commit is the caller's."""
+def claim_due(
+    session: Session,
+    owner: str,
+    *,
+    now: datetime,
+    lease_s: float,
+    limit: int = 500,
+    due_before: datetime | None = None,
+) -> list[FeedRef]:
+    """Lease up to ``limit`` due feeds to ``owner`` (oldest due first); commit is the caller's.
+
+    ``due_before`` (default ``now``) lets one polling run take only what was due when it
+    started, so a feed rescheduled a minute ahead is not polled twice in one long run."""
     claimable = and_(
         Feed.enabled.is_(True),
-        Feed.next_poll_at <= now,
+        Feed.next_poll_at <= (due_before or now),
         or_(Feed.lease_until.is_(None), Feed.lease_until < now),
     )
     query = select(Feed.id).where(claimable).order_by(Feed.next_poll_at, Feed.id).limit(limit)
@@ -45,21 +55,38 @@ def claim_due(session: Session, owner: str, *, now: datetime, lease_s: float,
         return []
     until = now + timedelta(seconds=lease_s)
     session.execute(
-        update(Feed).where(Feed.id.in_(ids), claimable)
+        update(Feed)
+        .where(Feed.id.in_(ids), claimable)
         .values(lease_owner=owner, lease_until=until)
         .execution_options(synchronize_session=False)
     )
     rows = session.execute(
-        select(Feed.id, Feed.url, Feed.etag, Feed.last_modified, Feed.interval_s,
-               Feed.consecutive_errors, Feed.first_success_at, Feed.language, Feed.ttl_s)
+        select(
+            Feed.id,
+            Feed.url,
+            Feed.etag,
+            Feed.last_modified,
+            Feed.interval_s,
+            Feed.consecutive_errors,
+            Feed.first_success_at,
+            Feed.language,
+            Feed.ttl_s,
+        )
         .where(Feed.id.in_(ids), Feed.lease_owner == owner, Feed.lease_until == until)
         .order_by(Feed.next_poll_at, Feed.id)
     )
     return [
-        FeedRef(id=r.id, url=r.url, etag=r.etag, last_modified=r.last_modified,
-                interval_s=r.interval_s, consecutive_errors=r.consecutive_errors or 0,
-                has_succeeded=r.first_success_at is not None, ttl_s=r.ttl_s,
-                language=r.language or "")
+        FeedRef(
+            id=r.id,
+            url=r.url,
+            etag=r.etag,
+            last_modified=r.last_modified,
+            interval_s=r.interval_s,
+            consecutive_errors=r.consecutive_errors or 0,
+            has_succeeded=r.first_success_at is not None,
+            ttl_s=r.ttl_s,
+            language=r.language or "",
+        )
         for r in rows
     ]
 
@@ -98,6 +125,44 @@ def record_outcome(session: Session, feed_id: int, owner: str, outcome: PollOutc
         _record_success(session, feed, outcome)
 
 
+def record_not_modified_many(
+    session: Session, owner: str, items: Sequence[tuple[int, PollOutcome]]
+) -> None:
+    """Record many ``304 Not Modified`` polls in one executemany UPDATE.
+
+    The cheap path of a cycle where most feeds are unchanged: no row is loaded, only the
+    scheduling columns change (a 304 is a success: the error streak ends)."""
+    if not items:
+        return
+    table = Feed.metadata.tables["feeds"]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            last_polled_at=bindparam("b_now", type_=Feed.last_polled_at.type),
+            last_success_at=bindparam("b_now", type_=Feed.last_polled_at.type),
+            first_success_at=func.coalesce(
+                table.c.first_success_at, bindparam("b_now", type_=Feed.last_polled_at.type)
+            ),
+            last_status=bindparam("b_status"),
+            next_poll_at=bindparam("b_next", type_=Feed.next_poll_at.type),
+            consecutive_errors=0,
+            last_error="",
+            failing_since=None,
+            health_alerted_at=None,
+            lease_owner=case((table.c.lease_owner == owner, None), else_=table.c.lease_owner),
+            lease_until=case((table.c.lease_owner == owner, None), else_=table.c.lease_until),
+        )
+    )
+    session.execute(
+        statement,
+        [
+            {"b_id": feed_id, "b_now": o.now, "b_status": o.status, "b_next": o.next_poll_at}
+            for feed_id, o in items
+        ],
+    )
+
+
 def _record_error(feed: Feed, outcome: PollOutcome) -> None:
     feed.consecutive_errors = (feed.consecutive_errors or 0) + 1
     feed.last_error = outcome.error[:MAX_ERROR_CHARS]
@@ -105,7 +170,8 @@ def _record_error(feed: Feed, outcome: PollOutcome) -> None:
     if outcome.gone:
         feed.enabled = False
         feed.disabled_reason = f"the server says the feed is gone ({outcome.error})"[
-            :MAX_ERROR_CHARS]
+            :MAX_ERROR_CHARS
+        ]
 
 
 def _record_success(session: Session, feed: Feed, outcome: PollOutcome) -> None:
@@ -131,8 +197,14 @@ def _url_taken(session: Session, url: str) -> bool:
     return session.scalar(select(Feed.id).where(Feed.url == url)) is not None
 
 
-def store_entries(session: Session, feed_id: int, entries: Sequence[Entry], *,
-                  is_history: bool, fetched_at: datetime) -> int:
+def store_entries(
+    session: Session,
+    feed_id: int,
+    entries: Sequence[Entry],
+    *,
+    is_history: bool,
+    fetched_at: datetime,
+) -> int:
     """Insert entries not stored yet; return how many rows were inserted."""
     fresh = _unseen(session, feed_id, entries)
     if not fresh:
@@ -141,7 +213,8 @@ def store_entries(session: Session, feed_id: int, entries: Sequence[Entry], *,
     dialect = session.get_bind().dialect.name
     insert_fn: Any = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert_fn(Article.__table__).on_conflict_do_nothing(
-        index_elements=["feed_id", "entry_key"])
+        index_elements=["feed_id", "entry_key"]
+    )
     result = session.execute(statement, rows)
     count = getattr(result, "rowcount", -1)
     return count if isinstance(count, int) and count >= 0 else len(rows)
@@ -151,10 +224,18 @@ def _unseen(session: Session, feed_id: int, entries: Sequence[Entry]) -> list[En
     """Drop entries whose key (in this feed) or canonical link (anywhere) is already stored."""
     keys = [e.entry_key for e in entries]
     links = [e.canonical_link for e in entries if e.canonical_link]
-    known_keys = set(session.scalars(
-        select(Article.entry_key).where(Article.feed_id == feed_id, Article.entry_key.in_(keys))))
-    known_links = set(session.scalars(
-        select(Article.canonical_link).where(Article.canonical_link.in_(links)))) if links else set()
+    known_keys = set(
+        session.scalars(
+            select(Article.entry_key).where(Article.feed_id == feed_id, Article.entry_key.in_(keys))
+        )
+    )
+    known_links = (
+        set(
+            session.scalars(select(Article.canonical_link).where(Article.canonical_link.in_(links)))
+        )
+        if links
+        else set()
+    )
     fresh, batch_keys, batch_links = [], set(), set()
     for entry in entries:
         link = entry.canonical_link
@@ -169,14 +250,23 @@ def _unseen(session: Session, feed_id: int, entries: Sequence[Entry]) -> list[En
     return fresh
 
 
-def _article_row(feed_id: int, entry: Entry, *, is_history: bool,
-                 fetched_at: datetime) -> dict[str, Any]:
+def _article_row(
+    feed_id: int, entry: Entry, *, is_history: bool, fetched_at: datetime
+) -> dict[str, Any]:
     return {
-        "feed_id": feed_id, "entry_key": entry.entry_key[:512], "link": entry.link[:2048],
-        "canonical_link": entry.canonical_link[:2048], "title": entry.title,
-        "summary": entry.summary, "author": entry.author[:512], "tags": list(entry.tags),
-        "language": entry.language[:16], "published_at": entry.published_at,
-        "fetched_at": fetched_at, "is_history": is_history, "matched_at": None,
+        "feed_id": feed_id,
+        "entry_key": entry.entry_key[:512],
+        "link": entry.link[:2048],
+        "canonical_link": entry.canonical_link[:2048],
+        "title": entry.title,
+        "summary": entry.summary,
+        "author": entry.author[:512],
+        "tags": list(entry.tags),
+        "language": entry.language[:16],
+        "published_at": entry.published_at,
+        "fetched_at": fetched_at,
+        "is_history": is_history,
+        "matched_at": None,
     }
 
 
@@ -184,7 +274,8 @@ def release(session: Session, feed_ids: Sequence[int], owner: str) -> None:
     """Give back leases on feeds that were claimed but not polled (stop requested)."""
     if feed_ids:
         session.execute(
-            update(Feed).where(Feed.id.in_(list(feed_ids)), Feed.lease_owner == owner)
+            update(Feed)
+            .where(Feed.id.in_(list(feed_ids)), Feed.lease_owner == owner)
             .values(lease_owner=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )

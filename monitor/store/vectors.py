@@ -50,8 +50,9 @@ def _epoch(value: datetime) -> int:
 class VectorIndex:
     """All vectors of one model, with each article's publication time and language for filters."""
 
-    def __init__(self, model_id: str, cache_dir: Path | None = None,
-                 min_refresh_interval_s: float = 0.0) -> None:
+    def __init__(
+        self, model_id: str, cache_dir: Path | None = None, min_refresh_interval_s: float = 0.0
+    ) -> None:
         self.model_id = model_id
         self.cache_dir = cache_dir
         self.min_refresh_interval_s = min_refresh_interval_s
@@ -92,8 +93,12 @@ class VectorIndex:
         if self.cache_dir is None:
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        arrays = {"ids": self.ids, "vectors": np.ascontiguousarray(self.matrix),
-                  "published": self.published, "lang": self.lang}
+        arrays: dict[str, np.ndarray] = {
+            "ids": self.ids,
+            "vectors": np.ascontiguousarray(self.matrix),
+            "published": self.published,
+            "lang": self.lang,
+        }
         for name, path in self._cache_files().items():
             tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
             np.save(tmp, arrays[name])
@@ -117,9 +122,14 @@ class VectorIndex:
         high = int(self.ids[-1]) if len(self) else 0
         added = self._fetch(session, select_after=high)
         self._append(added)
-        total = session.scalar(
-            select(func.count()).select_from(Embedding).where(Embedding.model_id == self.model_id)
-        ) or 0
+        total = (
+            session.scalar(
+                select(func.count())
+                .select_from(Embedding)
+                .where(Embedding.model_id == self.model_id)
+            )
+            or 0
+        )
         changed = len(added[0])
         if total != len(self):
             changed += self._reconcile(session)
@@ -149,8 +159,9 @@ class VectorIndex:
             self.lang, self.matrix = self.lang[order], np.asarray(self.matrix)[order]
         return removed + len(missing)
 
-    def _fetch(self, session: Session, *, select_after: int | None = None,
-               only: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _fetch(
+        self, session: Session, *, select_after: int | None = None, only: list[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         stmt = (
             select(Embedding.article_id, Embedding.vector, Article.published_at, Article.language)
             .join(Article, Article.id == Embedding.article_id)
@@ -172,8 +183,12 @@ class VectorIndex:
             langs.append((lang or "")[:8].lower())
         dim = len(blobs[0]) // 4 if blobs else 0
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim)
-        return (np.asarray(ids, dtype=np.int64), matrix,
-                np.asarray(published, dtype=np.int64), np.asarray(langs, dtype=_LANG_DTYPE))
+        return (
+            np.asarray(ids, dtype=np.int64),
+            matrix,
+            np.asarray(published, dtype=np.int64),
+            np.asarray(langs, dtype=_LANG_DTYPE),
+        )
 
     def _append(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
         ids, matrix, published, lang = rows
@@ -189,8 +204,15 @@ class VectorIndex:
 
     # -- search --------------------------------------------------------------------------
 
-    def search(self, query: np.ndarray, *, limit: int = 20, since: datetime | None = None,
-               until: datetime | None = None, lang: str | None = None) -> list[tuple[int, float]]:
+    def search(
+        self,
+        query: np.ndarray,
+        *,
+        limit: int = 20,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        lang: str | None = None,
+    ) -> list[tuple[int, float]]:
         """The ``limit`` most similar articles as (article_id, cosine), best first."""
         with self._lock:
             ids, matrix, published, langs = self.ids, self.matrix, self.published, self.lang

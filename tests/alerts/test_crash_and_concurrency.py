@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from sqlalchemy import select
 
 from monitor.pipeline.delivery import dispatch_due
 from monitor.store import db
-from monitor.store.models import DeliveryAttempt
+from monitor.store.models import Delivery, DeliveryAttempt
 from tests.alerts.conftest import Env
 from tests.support.httpserver import LocalServer, Recorded, Reply
 
@@ -61,7 +62,7 @@ def channel(server: LocalServer) -> str:
     [alerts.hook]
     type = "webhook"
     url = "{server.url("/hook")}"
-    timeout = "20s"
+    timeout = "2s"  # the in-flight row's lease is 2 x timeout + 5 s
     """
 
 
@@ -100,7 +101,10 @@ def test_sigkill_mid_send_then_restart_delivers_each_alert_exactly_once(
     assert statuses["sending"] >= 1
     assert statuses["sent"] == KILL_AT - 1
 
-    time.sleep(1.2)  # let the dead worker's 1 s lease run out (what a restart after a crash sees)
+    # a restart after a crash waits for the dead worker's lease on the in-flight row to end
+    with db.session_scope(env.runtime.sessions) as session:
+        lease_ends = max(d.lease_until for d in session.scalars(select(Delivery)) if d.lease_until)
+    time.sleep(max(0.0, (lease_ends - datetime.now(UTC)).total_seconds()) + 0.2)
     second = subprocess.run(
         [sys.executable, "-m", "monitor", "--config", str(config), "alerts", "dispatch"],
         capture_output=True,

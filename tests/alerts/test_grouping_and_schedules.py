@@ -208,10 +208,19 @@ def test_feed_health_alerts_once_when_failing_and_once_on_recovery(
     with db.session_scope(env.runtime.sessions) as session:
         feed = session.get(Feed, feed_id)
         assert feed is not None
-        feed.failing_since = None
+        # what polling does on success (it also clears health_alerted_at)
+        feed.failing_since, feed.health_alerted_at = None, None
     assert dispatch_due(env.runtime).sent == 1
     assert dispatch_due(env.runtime).sent == 0
     notices = [b["notice"] for b in bodies(receiver)]
     assert "Feed failing for 7.0 h: Flaky" in notices[0]
     assert "HTTP 503" in notices[0]
     assert notices[1].startswith("Feed recovered: Flaky")  # type: ignore[union-attr]
+    with db.session_scope(env.runtime.sessions) as session:  # fails again: a new period
+        feed = session.get(Feed, feed_id)
+        assert feed is not None
+        feed.failing_since = env.clock()
+    env.clock.advance(hours=6)
+    assert dispatch_due(env.runtime).sent == 1
+    assert dispatch_due(env.runtime).sent == 0
+    assert "Feed failing for 6.0 h: Flaky" in bodies(receiver)[2]["notice"]  # type: ignore[operator]

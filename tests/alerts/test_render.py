@@ -102,3 +102,22 @@ def test_quiet_hours_wrap_midnight() -> None:
 def test_bad_schedule_settings_are_rejected_at_load(field: str, value: str) -> None:
     with pytest.raises(ValueError, match=field):
         ChannelConfig(**{field: value})
+
+
+def test_console_channel_prints_subject_and_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.alert import make_channel
+
+    alert = Alert(
+        topic="t1",
+        title="Kim meets Putin",
+        link="https://x.example/a",
+        source="Wire",
+        score=0.8,
+        passage="the passage",
+    )
+    channel = make_channel("console", ChannelConfig(type="console"))
+    channel.send(Message(kind="alert", topic="t1", alerts=(alert,)), "match-1-console")
+    out = capsys.readouterr().out
+    assert out.startswith("=== [t1] Kim meets Putin\n")
+    assert "https://x.example/a" in out
+    assert "Matched passage: the passage" in out

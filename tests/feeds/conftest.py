@@ -47,12 +47,15 @@ def make_runtime(sqlite_url: str, shared_pool: ParserPool) -> Iterator[MakeRunti
     """Build a runtime for given feed URLs and [polling] settings, sharing the parser pool."""
     runtimes: list[Runtime] = []
 
-    def make(urls: list[str], *, url: str = "", pool: ParserPool | None = None,
-             **polling: Any) -> Runtime:
+    def make(
+        urls: list[str], *, url: str = "", pool: ParserPool | None = None, **polling: Any
+    ) -> Runtime:
         polling = {"connect_timeout": 2.0, "read_timeout": 2.0, "total_timeout": 5.0, **polling}
-        config = Config(database=DatabaseConfig(url=url or sqlite_url),
-                        polling=PollingConfig(**polling),
-                        feeds=[FeedConfig(url=u) for u in urls])
+        config = Config(
+            database=DatabaseConfig(url=url or sqlite_url),
+            polling=PollingConfig(**polling),
+            feeds=[FeedConfig(url=u) for u in urls],
+        )
         runtime = open_runtime(config)
         runtime.resources[PARSER_POOL] = pool or shared_pool
         runtimes.append(runtime)

@@ -20,36 +20,44 @@ from tests.support.httpserver import LocalServer, Reply
 
 
 def _monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, env=os.environ.copy(),
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        check=False,
+    )
 
 
-def test_run_once_then_feeds_list_shows_health(server: LocalServer, tmp_path: Path,
-                                               write_config: Callable[..., Path]) -> None:
+def test_run_once_then_feeds_list_shows_health(
+    server: LocalServer, tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
     server.route("/ok.xml", Reply(body=fixture("rss20.xml"), headers=RSS))
     server.route("/broken.xml", Reply(status=500))
     server.route("/gone.xml", Reply(status=410))
     config = write_config(f"""
         [database]
-        url = "sqlite:///{tmp_path / 'cli.db'}"
+        url = "sqlite:///{tmp_path / "cli.db"}"
         [polling]
         parse_workers = 1
         [[feeds]]
-        url = "{server.url('/ok.xml')}"
+        url = "{server.url("/ok.xml")}"
         [[feeds]]
-        url = "{server.url('/broken.xml')}"
+        url = "{server.url("/broken.xml")}"
         [[feeds]]
-        url = "{server.url('/gone.xml')}"
+        url = "{server.url("/gone.xml")}"
     """)
     run = _monitor(config, "run", "--once")
     assert run.returncode == 0, run.stderr
-    assert "polled 3 feeds (2 failed" in run.stdout and "stored 2 articles" in run.stdout
+    assert "polled 3 feeds (2 failed" in run.stdout
+    assert "stored 2 articles" in run.stdout
     # each failure is one key=value log line naming the feed and its error
     failures = [line for line in run.stderr.splitlines() if "feed poll failed" in line]
     assert len(failures) == 2
-    assert any("url=" + server.url("/broken.xml") in line and "HTTP 500" in line
-               for line in failures)
+    assert any(
+        "url=" + server.url("/broken.xml") in line and "HTTP 500" in line for line in failures
+    )
 
     listing = _monitor(config, "feeds", "list", "--format", "json")
     assert listing.returncode == 0, listing.stderr
@@ -62,28 +70,37 @@ def test_run_once_then_feeds_list_shows_health(server: LocalServer, tmp_path: Pa
     assert health[server.url("/gone.xml")]["next_poll"] is None
 
 
-def test_feeds_add_discovers_the_feed_of_a_page(server: LocalServer, tmp_path: Path,
-                                                write_config: Callable[..., Path]) -> None:
-    server.route("/blog/", Reply(body=fixture("not_a_feed.html"),
-                                 headers={"Content-Type": "text/html; charset=utf-8"}))
-    server.route("/feeds/atom.xml", Reply(body=fixture("atom10.xml"),
-                                          headers={"Content-Type": "application/atom+xml"}))
+def test_feeds_add_discovers_the_feed_of_a_page(
+    server: LocalServer, tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    server.route(
+        "/blog/",
+        Reply(
+            body=fixture("not_a_feed.html"), headers={"Content-Type": "text/html; charset=utf-8"}
+        ),
+    )
+    server.route(
+        "/feeds/atom.xml",
+        Reply(body=fixture("atom10.xml"), headers={"Content-Type": "application/atom+xml"}),
+    )
     config = write_config(f"""
         [database]
-        url = "sqlite:///{tmp_path / 'add.db'}"
+        url = "sqlite:///{tmp_path / "add.db"}"
     """)
     added = _monitor(config, "feeds", "add", server.url("/blog/"))
     assert added.returncode == 0, added.stderr
     assert server.url("/feeds/atom.xml") in added.stdout
     missing = _monitor(config, "feeds", "add", server.url("/nothing"))
-    assert missing.returncode == 2 and "404" in missing.stderr
+    assert missing.returncode == 2
+    assert "404" in missing.stderr
     assert "Traceback" not in missing.stderr
 
 
 def test_discover_keeps_feed_urls_and_rejects_plain_pages(server: LocalServer) -> None:
     server.route("/rss", Reply(body=fixture("rss20.xml"), headers={"Content-Type": "text/xml"}))
-    server.route("/plain", Reply(body=b"<html><body>hi</body></html>",
-                                 headers={"Content-Type": "text/html"}))
+    server.route(
+        "/plain", Reply(body=b"<html><body>hi</body></html>", headers={"Content-Type": "text/html"})
+    )
     config = PollingConfig()
     assert discover(server.url("/rss"), config) == server.url("/rss")
     with pytest.raises(ParseError, match="neither a feed"):

@@ -17,12 +17,15 @@ def _parse(name: str, url: str = "https://host.example/feed") -> object:
     return parse_feed(fixture(name), url=url, fetched_at=NOW)
 
 
-@pytest.mark.parametrize(("name", "title", "language", "count"), [
-    ("rss091.xml", "Old School Wire", "en", 2),
-    ("rss10.rdf", "RDF Gazette", "de", 2),
-    ("rss20.xml", "Daily Example", "en", 2),
-    ("atom10.xml", "Le Journal Exemple", "fr", 2),
-])
+@pytest.mark.parametrize(
+    ("name", "title", "language", "count"),
+    [
+        ("rss091.xml", "Old School Wire", "en", 2),
+        ("rss10.rdf", "RDF Gazette", "de", 2),
+        ("rss20.xml", "Daily Example", "en", 2),
+        ("atom10.xml", "Le Journal Exemple", "fr", 2),
+    ],
+)
 def test_every_format_parses(name: str, title: str, language: str, count: int) -> None:
     parsed = parse_feed(fixture(name), url="https://host.example/feed", fetched_at=NOW)
     assert (parsed.title, parsed.language, len(parsed.entries)) == (title, language, count)
@@ -30,13 +33,16 @@ def test_every_format_parses(name: str, title: str, language: str, count: int) -
 
 
 def test_atom_entry_fields() -> None:
-    parsed = parse_feed(fixture("atom10.xml"), url="https://journal.example/feed.xml",
-                        fetched_at=NOW)
+    parsed = parse_feed(
+        fixture("atom10.xml"), url="https://journal.example/feed.xml", fetched_at=NOW
+    )
     first, second = parsed.entries
     assert first.entry_key == "tag:journal.example,2026:port"
     assert first.link == "https://journal.example/articles/port"  # relative href resolved
     assert first.title == "Le port rouvre"
-    assert first.summary == "Le port rouvre après six mois de travaux. Les ferries reprennent lundi."
+    assert (
+        first.summary == "Le port rouvre après six mois de travaux. Les ferries reprennent lundi."
+    )
     assert first.published_at == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     assert (first.author, first.tags, first.language) == ("Jeanne Exemple", ("économie",), "fr")
     assert second.language == "en"  # entry xml:lang beats the feed's
@@ -49,8 +55,7 @@ def test_rss10_dates_converted_to_utc() -> None:
 
 
 def test_no_guids_fall_back_to_link_then_hash() -> None:
-    parsed = parse_feed(fixture("no_guids.xml"), url="https://noguid.example/",
-                        fetched_at=NOW)
+    parsed = parse_feed(fixture("no_guids.xml"), url="https://noguid.example/", fetched_at=NOW)
     first, second = parsed.entries
     assert first.entry_key == "https://noguid.example/one"
     assert second.entry_key.startswith("hash:")
@@ -61,7 +66,9 @@ def test_no_guids_fall_back_to_link_then_hash() -> None:
 def test_billion_laughs_is_not_expanded() -> None:
     parsed = parse_feed(fixture("billion_laughs.xml"), url="https://h.example/", fetched_at=NOW)
     [entry] = parsed.entries
-    assert parsed.bozo and entry.title == "&lol9;" and len(entry.summary) < 50
+    assert parsed.bozo
+    assert entry.title == "&lol9;"
+    assert len(entry.summary) < 50
 
 
 def test_external_entity_is_not_read() -> None:
@@ -85,8 +92,10 @@ def test_plain_text_strips_html() -> None:
 
 
 def test_canonical_link_drops_tracking() -> None:
-    assert canonical_link("HTTPS://Ex.ORG/a?utm_source=x&id=3&fbclid=y&gclid=z&mc_eid=1#frag") \
+    assert (
+        canonical_link("HTTPS://Ex.ORG/a?utm_source=x&id=3&fbclid=y&gclid=z&mc_eid=1#frag")
         == "https://ex.org/a?id=3"
+    )
     assert canonical_link("https://ex.org") == "https://ex.org/"
     assert canonical_link("mailto:x@y") == "mailto:x@y"
 

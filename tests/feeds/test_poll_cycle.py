@@ -31,8 +31,10 @@ def _conditional_etag(request: Recorded) -> Reply:
 def _conditional_last_modified(request: Recorded) -> Reply:
     if request.header("If-Modified-Since") == LAST_MODIFIED:
         return Reply(status=304)
-    return Reply(body=fixture("rss091.xml"),
-                 headers={"Content-Type": "text/xml", "Last-Modified": LAST_MODIFIED})
+    return Reply(
+        body=fixture("rss091.xml"),
+        headers={"Content-Type": "text/xml", "Last-Modified": LAST_MODIFIED},
+    )
 
 
 def _gzip_bomb() -> Iterator[bytes]:
@@ -59,8 +61,9 @@ def _serve(server: LocalServer) -> dict[str, str]:
         "rss091": Reply(body=fixture("rss091.xml"), headers={"Content-Type": "text/xml"}),
         "rss10": Reply(body=fixture("rss10.rdf"), headers={"Content-Type": "application/rdf+xml"}),
         "rss20": Reply(body=fixture("rss20.xml"), headers=xml),
-        "atom10": Reply(body=fixture("atom10.xml"),
-                        headers={"Content-Type": "application/atom+xml"}),
+        "atom10": Reply(
+            body=fixture("atom10.xml"), headers={"Content-Type": "application/atom+xml"}
+        ),
         "etag": _conditional_etag,
         "last-modified": _conditional_last_modified,
         "too-many": Reply(status=429, headers={"Retry-After": "3600"}),
@@ -75,8 +78,10 @@ def _serve(server: LocalServer) -> dict[str, str]:
         "moved": Reply(status=301, headers={"Location": "/moved-here"}),
         "moved-here": Reply(body=fixture("duplicate_guids.xml"), headers=xml),
         "gone": Reply(status=410, body=b"gone"),
-        "gzip": Reply(body=gzip.compress(fixture("html_heavy.xml")),
-                      headers={**xml, "Content-Encoding": "gzip"}),
+        "gzip": Reply(
+            body=gzip.compress(fixture("html_heavy.xml")),
+            headers={**xml, "Content-Encoding": "gzip"},
+        ),
         "huge": Reply(body=_huge()),
         "gzip-bomb": Reply(body=_gzip_bomb(), headers={**xml, "Content-Encoding": "gzip"}),
         "billion-laughs": Reply(body=fixture("billion_laughs.xml"), headers=xml),
@@ -87,8 +92,11 @@ def _serve(server: LocalServer) -> dict[str, str]:
     }
     for name, reply in routes.items():
         server.route(f"/{name}", reply)  # type: ignore[arg-type]
-    return {name: server.url(f"/{name}") for name in routes
-            if name not in ("chain-2", "chain-end", "loop-2", "moved-here")}
+    return {
+        name: server.url(f"/{name}")
+        for name in routes
+        if name not in ("chain-2", "chain-end", "loop-2", "moved-here")
+    }
 
 
 def _titles(runtime: Runtime, url: str) -> list[str]:
@@ -105,23 +113,32 @@ def test_every_behaviour_in_one_cycle(server: LocalServer, make_runtime: MakeRun
 
     assert report.feeds_polled == len(urls)
     # healthy feeds of every format: stored, recorded as ok
-    assert _titles(runtime, urls["rss091"]) == ["Café opens on the square", "Harbour dredging starts"]
-    assert _titles(runtime, urls["rss10"]) == ["Stadtrat beschließt Haushalt", "Neue Brücke eröffnet"]
+    assert _titles(runtime, urls["rss091"]) == [
+        "Café opens on the square",
+        "Harbour dredging starts",
+    ]
+    assert _titles(runtime, urls["rss10"]) == [
+        "Stadtrat beschließt Haushalt",
+        "Neue Brücke eröffnet",
+    ]
     assert _titles(runtime, urls["rss20"]) == ["Council approves budget", "Rain expected"]
     assert _titles(runtime, urls["atom10"]) == ["Le port rouvre", "Port reopens (English)"]
     for name in ("rss091", "rss10", "rss20", "atom10", "etag", "last-modified"):
         row = feed_row(runtime, urls[name])
         assert (row.last_status, row.consecutive_errors, row.last_error) == (200, 0, ""), name
-        assert row.last_success_at is not None and row.first_success_at is not None
+        assert row.last_success_at is not None
+        assert row.first_success_at is not None
         assert row.next_poll_at > started
     rss20 = feed_row(runtime, urls["rss20"])
     assert rss20.ttl_s == 7200  # <ttl>120</ttl> minutes
-    assert rss20.next_poll_at >= started + timedelta(seconds=7200 * 0.89)
+    # first success: anywhere in [min_interval, ttl] so feeds added together spread out
+    assert rss20.next_poll_at <= datetime.now(UTC) + timedelta(seconds=7200)
     assert rss20.title == "Daily Example"
     stored = articles(runtime, rss20.id)[0]
     assert stored.canonical_link == "https://daily.example/news/budget?id=7"
     assert stored.published_at == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-    assert stored.tags == ["politics", "city"] and stored.language == "en"
+    assert stored.tags == ["politics", "city"]
+    assert stored.language == "en"
     assert all(a.is_history for a in articles(runtime))  # first poll of every feed: history
 
     # validators stored for conditional GET
@@ -132,31 +149,38 @@ def test_every_behaviour_in_one_cycle(server: LocalServer, make_runtime: MakeRun
     # 429 / 503: error recorded, Retry-After honoured (seconds and HTTP date)
     row = feed_row(runtime, urls["too-many"])
     assert (row.last_status, row.consecutive_errors) == (429, 1)
-    assert "429" in row.last_error and row.failing_since is not None
+    assert "429" in row.last_error
+    assert row.failing_since is not None
     assert row.next_poll_at >= started + timedelta(seconds=3590)
     row = feed_row(runtime, urls["unavailable"])
-    assert row.last_status == 503 and row.next_poll_at >= started + timedelta(seconds=7100)
+    assert row.last_status == 503
+    assert row.next_poll_at >= started + timedelta(seconds=7100)
 
     row = feed_row(runtime, urls["error500"])
     assert (row.last_status, row.consecutive_errors, row.enabled) == (500, 1, True)
     assert "HTTP 500" in row.last_error
 
     row = feed_row(runtime, urls["slow"])
-    assert row.consecutive_errors == 1 and "timeout" in row.last_error.lower()
+    assert row.consecutive_errors == 1
+    assert "timeout" in row.last_error.lower()
     assert articles(runtime, row.id) == []
 
     # redirect chain (temporary): stored, URL kept; loop: error; 301: URL moved
     assert _titles(runtime, urls["chain"]) == ["Has a link only", "Text only, no link"]
     row = feed_row(runtime, urls["loop"])
-    assert "loop" in row.last_error and row.consecutive_errors == 1
+    assert "loop" in row.last_error
+    assert row.consecutive_errors == 1
     moved = feed_by_id(runtime, moved_id)
-    assert moved.url == server.url("/moved-here") and moved.last_status == 200
+    assert moved.url == server.url("/moved-here")
+    assert moved.last_status == 200
     # duplicate guids: the first entry with a guid wins
     assert [a.title for a in articles(runtime, moved_id)] == ["First version", "Different"]
 
     # 410: disabled with the reason, visible in `feeds list`
     row = feed_row(runtime, urls["gone"])
-    assert row.enabled is False and "410" in row.disabled_reason and row.last_status == 410
+    assert row.enabled is False
+    assert "410" in row.disabled_reason
+    assert row.last_status == 410
 
     # gzip decoded; HTML-heavy summaries reduced to text
     [html_article] = articles(runtime, feed_row(runtime, urls["gzip"]).id)
@@ -166,18 +190,21 @@ def test_every_behaviour_in_one_cycle(server: LocalServer, make_runtime: MakeRun
     # size limit while streaming, also on the decompressed size of a gzip bomb
     for name in ("huge", "gzip-bomb"):
         row = feed_row(runtime, urls[name])
-        assert "limit" in row.last_error and row.consecutive_errors == 1, name
+        assert "limit" in row.last_error, name
+        assert row.consecutive_errors == 1, name
         assert articles(runtime, row.id) == []
 
     # hostile XML: entities are not expanded, nothing is read from disk
     [laugh] = articles(runtime, feed_row(runtime, urls["billion-laughs"]).id)
-    assert len(laugh.title) < 100 and "lollol" not in laugh.summary
+    assert len(laugh.title) < 100
+    assert "lollol" not in laugh.summary
     [xxe] = articles(runtime, feed_row(runtime, urls["external-entity"]).id)
     assert xxe.title == "before &xxe; after"
 
     # invalid UTF-8: still stored (bozo with entries), nothing lost
     [broken] = articles(runtime, feed_row(runtime, urls["invalid-utf8"]).id)
-    assert broken.title.startswith("Caf") and broken.entry_key == "bad-utf8-1"
+    assert broken.title.startswith("Caf")
+    assert broken.entry_key == "bad-utf8-1"
     assert feed_row(runtime, urls["invalid-utf8"]).consecutive_errors == 0
 
     # far-future date clamped to the fetch time; missing date -> fetch time
@@ -188,11 +215,13 @@ def test_every_behaviour_in_one_cycle(server: LocalServer, make_runtime: MakeRun
     assert future["Past"].published_at == datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
     row = feed_row(runtime, urls["not-a-feed"])
-    assert "not a usable feed" in row.last_error and row.last_status == 200
+    assert "not a usable feed" in row.last_error
+    assert row.last_status == 200
 
     # ---- second cycle: conditional GETs, backoff, the healthy keep being polled ----------
     make_due(runtime)
     before = len(server.requests_to("/gone"))
+    second_started = datetime.now(UTC)
     report = poll_due(runtime)
 
     assert report.feeds_polled == len(urls) - 1  # the gone feed is disabled
@@ -200,7 +229,8 @@ def test_every_behaviour_in_one_cycle(server: LocalServer, make_runtime: MakeRun
     assert server.requests_to("/etag")[-1].header("If-None-Match") == ETAG
     assert server.requests_to("/last-modified")[-1].header("If-Modified-Since") == LAST_MODIFIED
     assert server.requests_to("/moved-here")[-1].header("User-Agent").startswith("monitor/")
-    assert server.requests_to("/moved")[-1:] and len(server.requests_to("/moved")) == 1
+    assert server.requests_to("/moved")[-1:]
+    assert len(server.requests_to("/moved")) == 1
     for name in ("etag", "last-modified"):
         row = feed_row(runtime, urls[name])
         assert (row.last_status, row.consecutive_errors) == (304, 0), name
@@ -209,4 +239,10 @@ def test_every_behaviour_in_one_cycle(server: LocalServer, make_runtime: MakeRun
         assert feed_row(runtime, urls[name]).consecutive_errors == 2, name
     for name in ("rss091", "rss10", "rss20", "atom10", "chain", "gzip"):
         assert feed_row(runtime, urls[name]).last_status == 200, name
+    # later successes: the <ttl> of 120 minutes lengthens the 15-minute interval (+-10%)
+    rss20_next = feed_row(runtime, urls["rss20"]).next_poll_at
+    assert rss20_next >= second_started + timedelta(seconds=7200 * 0.89)
+    assert feed_row(runtime, urls["rss091"]).next_poll_at <= datetime.now(UTC) + timedelta(
+        seconds=900 * 1.11
+    )
     assert report.articles_stored == 0  # nothing new: nothing stored twice

@@ -49,7 +49,8 @@ def test_jitter_spreads_feeds() -> None:
     rng = random.Random(7)
     times = {next_poll_after_success(NOW, B, rng=rng) for _ in range(100)}
     assert len(times) > 90
-    assert min(times) >= NOW + timedelta(seconds=810) and max(times) <= NOW + timedelta(seconds=990)
+    assert min(times) >= NOW + timedelta(seconds=810)
+    assert max(times) <= NOW + timedelta(seconds=990)
 
 
 def test_retry_after_and_max_age_headers() -> None:
@@ -57,6 +58,20 @@ def test_retry_after_and_max_age_headers() -> None:
     at = parse_retry_after("Wed, 25 Nov 2026 13:00:00 GMT", now=NOW)
     assert at == 3600
     assert parse_retry_after("Wed, 25 Nov 2026 11:00:00 GMT", now=NOW) == 0
-    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
     assert parse_max_age("public, max-age=600") == 600
-    assert parse_max_age("no-cache, max-age=600") is None and parse_max_age("") is None
+    assert parse_max_age("no-cache, max-age=600") is None
+    assert parse_max_age("") is None
+
+
+def test_first_success_spreads_feeds_over_the_interval() -> None:
+    rng = random.Random(3)
+    delays = sorted(
+        (next_poll_after_success(NOW, B, rng=rng, spread=True) - NOW).total_seconds()
+        for _ in range(200)
+    )
+    assert delays[0] >= 54
+    assert delays[-1] <= 900
+    assert delays[20] < 250
+    assert delays[-20] > 700

@@ -19,7 +19,8 @@ TOKEN = "s3cret-test-token"
 
 
 def config_text(url: str, extra: str = "") -> str:
-    return textwrap.dedent(f"""
+    return (
+        textwrap.dedent(f"""
         [database]
         url = "{url}"
 
@@ -37,7 +38,9 @@ def config_text(url: str, extra: str = "") -> str:
         [[topics]]
         name = "sanctions"
         descriptions = ["Sanctions on North Korea and Russia"]
-        """) + extra
+        """)
+        + extra
+    )
 
 
 @dataclass

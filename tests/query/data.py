@@ -15,7 +15,9 @@ from monitor.store.db import session_scope
 from monitor.store.models import Article, Delivery, Embedding, Feed, Match, Story, Topic
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-HOSTILE_TITLE = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> Kim & Putin"
+HOSTILE_TITLE = (
+    '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> Kim & Putin'
+)
 MODEL_ID = "test-model"
 
 
@@ -50,10 +52,18 @@ def populate(session: Session, n_matches: int = 12, model_id: str = MODEL_ID) ->
     out = Seeded()
     feeds = [
         Feed(url="http://feeds.test/world.xml", name="World Desk", last_success_at=NOW),
-        Feed(url="http://feeds.test/dunia.xml", name="Berita Dunia", language="id",
-             last_success_at=NOW),
-        Feed(url="http://feeds.test/broken.xml", name="Broken Feed", consecutive_errors=3,
-             last_error="HTTP 503 from server"),
+        Feed(
+            url="http://feeds.test/dunia.xml",
+            name="Berita Dunia",
+            language="id",
+            last_success_at=NOW,
+        ),
+        Feed(
+            url="http://feeds.test/broken.xml",
+            name="Broken Feed",
+            consecutive_errors=3,
+            last_error="HTTP 503 from server",
+        ),
     ]
     session.add_all(feeds)
     session.flush()
@@ -62,19 +72,32 @@ def populate(session: Session, n_matches: int = 12, model_id: str = MODEL_ID) ->
     out.topics = {"alliance": alliance.id, "sanctions": sanctions.id}
 
     def article(title: str, feed: Feed, hours_ago: float, lang: str = "en") -> Article:
-        a = Article(feed_id=feed.id, entry_key=f"k{len(out.articles)}", title=title,
-                    link=f"http://feeds.test/a/{len(out.articles)}", summary=f"About {title}",
-                    language=lang, published_at=NOW - timedelta(hours=hours_ago))
+        a = Article(
+            feed_id=feed.id,
+            entry_key=f"k{len(out.articles)}",
+            title=title,
+            link=f"http://feeds.test/a/{len(out.articles)}",
+            summary=f"About {title}",
+            language=lang,
+            published_at=NOW - timedelta(hours=hours_ago),
+        )
         session.add(a)
         session.flush()
-        session.add(Embedding(article_id=a.id, model_id=model_id, dim=8,
-                              vector=unit(rng).tobytes()))
+        session.add(
+            Embedding(article_id=a.id, model_id=model_id, dim=8, vector=unit(rng).tobytes())
+        )
         out.articles.append(a.id)
         return a
 
     def match(a: Article, t: Topic, score: float, **kw: object) -> Match:
-        m = Match(article_id=a.id, topic_id=t.id, score=score, semantic_score=score - 0.05,
-                  published_at=a.published_at, **kw)
+        m = Match(
+            article_id=a.id,
+            topic_id=t.id,
+            score=score,
+            semantic_score=score - 0.05,
+            published_at=a.published_at,
+            **kw,
+        )
         session.add(m)
         session.flush()
         out.matches.append(m.id)
@@ -82,29 +105,59 @@ def populate(session: Session, n_matches: int = 12, model_id: str = MODEL_ID) ->
 
     first = None
     for i in range(n_matches):
-        a = article(f"North Korean troops story {i}", feeds[i % 2], hours_ago=1 + i,
-                    lang="en" if i % 2 == 0 else "id")
-        m = match(a, alliance, 0.40 + 0.01 * i,
-                  explanation={"passage": f"Seed passage {i} about troops", "semantic": 0.4,
-                               "aliases": [["north korean"], ["russia"]], "score": 0.4})
+        a = article(
+            f"North Korean troops story {i}",
+            feeds[i % 2],
+            hours_ago=1 + i,
+            lang="en" if i % 2 == 0 else "id",
+        )
+        m = match(
+            a,
+            alliance,
+            0.40 + 0.01 * i,
+            explanation={
+                "passage": f"Seed passage {i} about troops",
+                "semantic": 0.4,
+                "aliases": [["north korean"], ["russia"]],
+                "score": 0.4,
+            },
+        )
         first = first or (a, m)
     assert first is not None
-    story = Story(topic_id=alliance.id, first_article_id=first[0].id, title="Troops story",
-                  article_count=2)
+    story = Story(
+        topic_id=alliance.id, first_article_id=first[0].id, title="Troops story", article_count=2
+    )
     session.add(story)
     session.flush()
     out.story = story.id
     first[1].story_id = story.id
-    session.add(Delivery(match_id=first[1].id, channel="console", status="sent", attempts=1,
-                         idempotency_key=f"m{first[1].id}:console", sent_at=NOW))
-    session.add(Delivery(match_id=first[1].id, channel="email", status="pending", attempts=2,
-                         last_error="SMTP 451 try later", idempotency_key=f"m{first[1].id}:email"))
+    session.add(
+        Delivery(
+            match_id=first[1].id,
+            channel="console",
+            status="sent",
+            attempts=1,
+            idempotency_key=f"m{first[1].id}:console",
+            sent_at=NOW,
+        )
+    )
+    session.add(
+        Delivery(
+            match_id=first[1].id,
+            channel="email",
+            status="pending",
+            attempts=2,
+            last_error="SMTP 451 try later",
+            idempotency_key=f"m{first[1].id}:email",
+        )
+    )
     for i in range(2):
         a = article(f"Sanctions on shipping firms {i}", feeds[0], hours_ago=30 + 24 * 9 * i)
         match(a, sanctions, 0.6 - 0.2 * i, explanation={})  # missing keys must be tolerated
     hostile = article(HOSTILE_TITLE, feeds[0], hours_ago=0.5)
-    out.hostile_match = match(hostile, alliance, 0.9,
-                              explanation={"passage": "<b>bold</b> passage & <i>more</i>"}).id
+    out.hostile_match = match(
+        hostile, alliance, 0.9, explanation={"passage": "<b>bold</b> passage & <i>more</i>"}
+    ).id
     for i in range(3):
         article(f"Ordinary news {i}", feeds[1], hours_ago=2 + i)
     session.flush()
@@ -124,10 +177,21 @@ def store_real_vectors(sessions: Any, embedder: Any) -> dict[str, str]:
         feed = s.scalars(select(Feed).order_by(Feed.id)).first()
         assert feed is not None
         for i, (title, lang) in enumerate(texts.items()):
-            a = Article(feed_id=feed.id, entry_key=f"real{i}", title=title, language=lang,
-                        published_at=NOW - timedelta(days=i * 10))
+            a = Article(
+                feed_id=feed.id,
+                entry_key=f"real{i}",
+                title=title,
+                language=lang,
+                published_at=NOW - timedelta(days=i * 10),
+            )
             s.add(a)
             s.flush()
-            s.add(Embedding(article_id=a.id, model_id=embedder.model_id, dim=384,
-                            vector=vectors[i].tobytes()))
+            s.add(
+                Embedding(
+                    article_id=a.id,
+                    model_id=embedder.model_id,
+                    dim=384,
+                    vector=vectors[i].tobytes(),
+                )
+            )
     return texts

@@ -29,8 +29,9 @@ def client(env):
     return TestClient(create_app(env.runtime, token=TOKEN))
 
 
-@pytest.mark.parametrize("path", ["/api/matches", "/api/feeds", "/api/topics", "/api/articles/1",
-                                  "/metrics"])
+@pytest.mark.parametrize(
+    "path", ["/api/matches", "/api/feeds", "/api/topics", "/api/articles/1", "/metrics"]
+)
 def test_token_is_required_when_set(client, path) -> None:
     assert client.get(path).status_code == 401
     assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -41,21 +42,26 @@ def test_token_is_required_when_set(client, path) -> None:
 
 def test_openapi_and_healthz_need_no_token(client) -> None:
     spec = client.get("/openapi.json").json()
-    assert "/api/matches" in spec["paths"] and "/api/articles/search" in spec["paths"]
+    assert "/api/matches" in spec["paths"]
+    assert "/api/articles/search" in spec["paths"]
     assert client.get("/healthz").status_code in (200, 503)
 
 
 def test_page_without_token_goes_to_login(client) -> None:
     response = client.get("/", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
     assert client.post("/login", data={"token": "wrong"}).status_code == 401
     client.post("/login", data={"token": TOKEN})  # sets the cookie on the client
     assert "alliance" in client.get("/").text
 
 
 def test_binding_beyond_loopback_needs_a_token() -> None:
-    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("192.168.1.10")
     check_bind("127.0.0.1", "")
     check_bind("0.0.0.0", "tok")
     with pytest.raises(ConfigError, match=r"api\.token"):
@@ -67,29 +73,48 @@ def test_serve_refuses_public_host_without_token(env) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "monitor", "--config", str(env.config_path), "serve",
-         "--host", "0.0.0.0", "--port", "1"],
-        capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 2 and "api.token" in result.stderr
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "--config",
+            str(env.config_path),
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "api.token" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_matches_filters_and_pages_match_the_cli(open_client, env) -> None:
     body = open_client.get("/api/matches", params={"topic": "alliance", "limit": 5}).json()
-    assert len(body["items"]) == 5 and body["next_cursor"]
+    assert len(body["items"]) == 5
+    assert body["next_cursor"]
     assert body["items"][0]["title"] == HOSTILE_TITLE  # JSON is data: returned verbatim
     seen = [i["match_id"] for i in body["items"]]
     cursor = body["next_cursor"]
     while cursor:
-        page = open_client.get("/api/matches", params={"topic": "alliance", "limit": 5,
-                                                       "cursor": cursor}).json()
+        page = open_client.get(
+            "/api/matches", params={"topic": "alliance", "limit": 5, "cursor": cursor}
+        ).json()
         seen += [i["match_id"] for i in page["items"]]
         cursor = page["next_cursor"]
     assert len(seen) == len(set(seen)) == 13
     week = open_client.get("/api/matches", params={"topic": "sanctions", "since": "7d"}).json()
     assert [i["title"] for i in week["items"]] == ["Sanctions on shipping firms 0"]
-    assert open_client.get("/api/matches", params={"min_score": 0.85}).json()["items"][0][
-        "match_id"] == env.seeded.hostile_match
+    assert (
+        open_client.get("/api/matches", params={"min_score": 0.85}).json()["items"][0]["match_id"]
+        == env.seeded.hostile_match
+    )
     assert open_client.get("/api/matches", params={"topic": "nope"}).status_code == 404
     assert open_client.get("/api/matches", params={"since": "someday"}).status_code == 400
     assert open_client.get("/api/matches", params={"cursor": "zzz"}).status_code == 400
@@ -118,8 +143,12 @@ def test_feedback_round_trip(client, env) -> None:
         assert [(r.match_id, r.relevant) for r in rows] == [(match_id, False)]
     detail = client.get(f"/api/articles/{env.seeded.articles[2]}", headers=AUTH).json()
     assert detail["matches"][0]["feedback"] is False
-    assert client.post("/api/matches/99999/feedback", json={"relevant": True},
-                       headers=AUTH).status_code == 404
+    assert (
+        client.post(
+            "/api/matches/99999/feedback", json={"relevant": True}, headers=AUTH
+        ).status_code
+        == 404
+    )
     assert client.post(url, json={"relevant": "maybe"}, headers=AUTH).status_code == 422
 
 
@@ -128,11 +157,13 @@ def test_healthz_follows_the_heartbeat(open_client, env) -> None:
     with db.session_scope(env.runtime.sessions) as s:
         queries.heartbeat(s, "host:1")
     ok = open_client.get("/healthz")
-    assert ok.status_code == 200 and ok.json()["status"] == "ok"
+    assert ok.status_code == 200
+    assert ok.json()["status"] == "ok"
     with db.session_scope(env.runtime.sessions) as s:  # the scheduler stalls
         s.get(Worker, "host:1").last_tick_at = datetime.now(UTC) - timedelta(minutes=5)
     stale = open_client.get("/healthz")
-    assert stale.status_code == 503 and stale.json()["tick_age_s"] >= 299
+    assert stale.status_code == 503
+    assert stale.json()["tick_age_s"] >= 299
 
 
 def test_healthz_is_503_when_the_database_is_gone(env) -> None:
@@ -151,7 +182,8 @@ def test_healthz_is_503_when_the_database_is_gone(env) -> None:
     finally:
         os.rename(db_file + ".moved", db_file)
         os.chmod(db_file, 0o600)
-    assert response.status_code == 503 and "error" in response.json()["database"]
+    assert response.status_code == 503
+    assert "error" in response.json()["database"]
 
 
 def test_metrics_parse_as_prometheus_text(client, env) -> None:
@@ -186,10 +218,17 @@ def test_run_serves_the_api_when_enabled(tmp_path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     path = tmp_path / "config.toml"
-    path.write_text(config_text(f"sqlite:///{tmp_path / 'run.db'}").replace(
-        'heartbeat_max_age = "60s"', f'heartbeat_max_age = "60s"\nenabled = true\nport = {port}'))
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(path), "run"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path.write_text(
+        config_text(f"sqlite:///{tmp_path / 'run.db'}").replace(
+            'heartbeat_max_age = "60s"', f'heartbeat_max_age = "60s"\nenabled = true\nport = {port}'
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         status = None
         deadline = time.monotonic() + 60
@@ -200,8 +239,29 @@ def test_run_serves_the_api_when_enabled(tmp_path) -> None:
                 time.sleep(0.3)
         assert status == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/topics").json()["items"][0]["name"] == (
-            "alliance")
+            "alliance"
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+def test_metrics_include_what_stages_register_in_the_process(open_client) -> None:
+    """Fetch/parse histograms a stage registers in prometheus_client's default registry appear
+    on /metrics when the API runs inside `monitor run`."""
+    from prometheus_client import REGISTRY, Histogram
+
+    histogram = Histogram("monitor_fetch_duration_seconds", "Time to fetch one feed.")
+    try:
+        histogram.observe(0.25)
+        text = open_client.get("/metrics").text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        count = [
+            s
+            for s in families["monitor_fetch_duration_seconds"].samples
+            if s.name.endswith("_count")
+        ]
+        assert count[0].value == 1
+    finally:
+        REGISTRY.unregister(histogram)

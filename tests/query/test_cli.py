@@ -16,8 +16,13 @@ from tests.query.data import HOSTILE_TITLE, NOW, store_real_vectors
 
 
 def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -43,20 +48,32 @@ def test_matches_table_is_readable(env) -> None:
     result = monitor(env.config_path, "matches", "--topic", "alliance", "--limit", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["MATCH_ID", "ARTICLE_ID", "PUBLISHED", "TOPIC", "SCORE", "SOURCE",
-                                "TITLE"]
-    assert len(lines) == 4 and "0.900" in lines[1] and "North Korean troops story 0" in lines[2]
+    assert lines[0].split() == [
+        "MATCH_ID",
+        "ARTICLE_ID",
+        "PUBLISHED",
+        "TOPIC",
+        "SCORE",
+        "SOURCE",
+        "TITLE",
+    ]
+    assert len(lines) == 4
+    assert "0.900" in lines[1]
+    assert "North Korean troops story 0" in lines[2]
     assert result.stderr.startswith("more: --cursor ")
 
 
 def test_matches_json_and_csv_parse_and_page(cli) -> None:
     first = cli("matches", "--limit", "10", "--format", "json")
     rows = json.loads(first.stdout)
-    assert len(rows) == 10 and rows[0]["title"] == HOSTILE_TITLE
+    assert len(rows) == 10
+    assert rows[0]["title"] == HOSTILE_TITLE
     cursor = first.stderr.split("--cursor ", 1)[1].strip()
-    rest = json.loads(cli("matches", "--limit", "10", "--format", "json", "--cursor",
-                          cursor).stdout)
-    assert len(rest) == 5 and not {r["match_id"] for r in rest} & {r["match_id"] for r in rows}
+    rest = json.loads(
+        cli("matches", "--limit", "10", "--format", "json", "--cursor", cursor).stdout
+    )
+    assert len(rest) == 5
+    assert not {r["match_id"] for r in rest} & {r["match_id"] for r in rows}
     out = cli("matches", "--topic", "sanctions", "--since", "7d", "--format", "csv").stdout
     parsed = list(csv.DictReader(io.StringIO(out)))
     assert [r["title"] for r in parsed] == ["Sanctions on shipping firms 0"]
@@ -64,22 +81,35 @@ def test_matches_json_and_csv_parse_and_page(cli) -> None:
 
 
 def test_matches_filters_by_feed_score_and_until(cli) -> None:
-    out = cli("matches", "--feed", "Berita Dunia", "--min-score", "0.45",
-                  "--until", (NOW - timedelta(hours=2)).isoformat(), "--format", "json").stdout
+    out = cli(
+        "matches",
+        "--feed",
+        "Berita Dunia",
+        "--min-score",
+        "0.45",
+        "--until",
+        (NOW - timedelta(hours=2)).isoformat(),
+        "--format",
+        "json",
+    ).stdout
     rows = json.loads(out)
-    assert rows and all(r["source"] == "Berita Dunia" and r["score"] >= 0.45 for r in rows)
+    assert rows
+    assert all(r["source"] == "Berita Dunia" and r["score"] >= 0.45 for r in rows)
 
 
 def test_user_errors_are_one_line(env, cli) -> None:
     result = monitor(env.config_path, "matches", "--topic", "nope")  # the real process
-    assert result.returncode == 2 and "no topic 'nope'" in result.stderr
+    assert result.returncode == 2
+    assert "no topic 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
     for args, text in (
-                       (["matches", "--since", "soon"], "--since"),
-                       (["matches", "--format", "xml"], "--format"),
-                       (["show", "m999"], "no match 999")):
+        (["matches", "--since", "soon"], "--since"),
+        (["matches", "--format", "xml"], "--format"),
+        (["show", "m999"], "no match 999"),
+    ):
         result = cli(*args)
-        assert result.returncode == 2 and text in result.stderr, result.stderr
+        assert result.returncode == 2, result.stderr
+        assert text in result.stderr
         assert "Traceback" not in result.stderr
 
 
@@ -87,7 +117,8 @@ def test_show_prints_matches_story_and_deliveries(env, cli) -> None:
     result = cli("show", f"m{env.seeded.matches[0]}")
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    assert "North Korean troops story 0" in text and "topic alliance" in text
+    assert "North Korean troops story 0" in text
+    assert "topic alliance" in text
     assert 'because:  "Seed passage 0 about troops"' in text
     assert "story 1: Troops story (2 articles)" in text
     assert "email pending (2 attempts)  error: SMTP 451 try later" in text
@@ -102,19 +133,22 @@ def test_search_filters_in_process(env, embedder) -> None:
     env.runtime.resources[EMBEDDER_KEY] = embedder
     rows = search_articles(env.runtime, "troops sent to Russia", limit=10)
     assert len(rows) == 4  # only this model's vectors are searched, not "test-model"'s
-    assert rows[0]["title"].startswith("North Korea sends") and rows[0]["similarity"] > 0.4
+    assert rows[0]["title"].startswith("North Korea sends")
+    assert rows[0]["similarity"] > 0.4
     assert rows[-1]["similarity"] < rows[0]["similarity"]
     recent = search_articles(env.runtime, "troops sent to Russia", since=NOW - timedelta(days=5))
-    assert [r["title"] for r in recent] == [list(texts)[0]]
+    assert [r["title"] for r in recent] == [next(iter(texts))]
     indonesian = search_articles(env.runtime, "troops sent to Russia", lang="id")
     assert [r["title"] for r in indonesian] == [list(texts)[1]]
 
 
+@pytest.mark.slow
 def test_search_command_with_the_real_model(env, embedder) -> None:
     store_real_vectors(env.runtime.sessions, embedder)
     result = monitor(env.config_path, "search", "troops sent to Russia", "--format", "json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert rows[0]["title"].startswith("North Korea sends") and len(rows) == 4
+    assert rows[0]["title"].startswith("North Korea sends")
+    assert len(rows) == 4
     cache = Path(env.config.database_url.split("///", 1)[1] + ".vectors")
     assert list(cache.rglob("vectors.npy"))  # the next run memory-maps this

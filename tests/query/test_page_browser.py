@@ -21,13 +21,21 @@ from tests.query.data import HOSTILE_TITLE, store_real_vectors
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "query"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed "
-                       "(apt-get install chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian chromium not installed (apt-get install chromium)"
+    ),
 ]
 
 
@@ -42,8 +50,11 @@ def base_url(env, embedder) -> Iterator[str]:
     store_real_vectors(env.runtime.sessions, embedder)
     env.runtime.resources[EMBEDDER_KEY] = embedder  # the session's model, not a second load
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(env.runtime, token=""), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(env.runtime, token=""), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -74,9 +85,10 @@ def test_page_shows_matches_escaped_and_takes_feedback(base_url, page, env) -> N
     assert page.evaluate("window.__pwned") is None  # neither payload ran
     assert page.locator("#topics script, #topics img").count() == 0
     assert hostile.locator("blockquote.passage").inner_text() == (
-        "<b>bold</b> passage & <i>more</i>")
+        "<b>bold</b> passage & <i>more</i>"
+    )
     assert hostile.locator(".score").inner_text() == "0.900"
-    assert page.locator("h2#topic-%d" % env.seeded.topics["sanctions"]).count() == 1
+    assert page.locator(f"h2#topic-{env.seeded.topics['sanctions']}").count() == 1
     assert page.locator("table.feeds td.state-erroring").inner_text().startswith("erroring")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)

@@ -18,18 +18,23 @@ from tests.query.data import HOSTILE_TITLE, NOW, unit
 def test_filters_select_the_right_matches(env_any) -> None:
     with db.session_scope(env_any.runtime.sessions) as s:
         alliance, _ = search.list_matches(s, search.MatchFilter(topic="alliance", limit=100))
-        assert len(alliance) == 13 and {r["topic"] for r in alliance} == {"alliance"}
+        assert len(alliance) == 13
+        assert {r["topic"] for r in alliance} == {"alliance"}
         assert [r["published"] for r in alliance] == sorted(
-            (r["published"] for r in alliance), reverse=True)
-        week, _ = search.list_matches(s, search.MatchFilter(
-            topic="sanctions", since=search.parse_when("7d")))
+            (r["published"] for r in alliance), reverse=True
+        )
+        week, _ = search.list_matches(
+            s, search.MatchFilter(topic="sanctions", since=search.parse_when("7d"))
+        )
         assert [r["title"] for r in week] == ["Sanctions on shipping firms 0"]
         old, _ = search.list_matches(s, search.MatchFilter(until=NOW - timedelta(days=7)))
         assert [r["title"] for r in old] == ["Sanctions on shipping firms 1"]
         strong, _ = search.list_matches(s, search.MatchFilter(min_score=0.5, limit=100))
-        assert all(r["score"] >= 0.5 for r in strong) and len(strong) == 4
+        assert all(r["score"] >= 0.5 for r in strong)
+        assert len(strong) == 4
         dunia, _ = search.list_matches(s, search.MatchFilter(feed="Berita Dunia", limit=100))
-        assert len(dunia) == 6 and {r["source"] for r in dunia} == {"Berita Dunia"}
+        assert len(dunia) == 6
+        assert {r["source"] for r in dunia} == {"Berita Dunia"}
         with pytest.raises(NotFoundError, match="no topic 'nope'"):
             search.list_matches(s, search.MatchFilter(topic="nope"))
 
@@ -46,7 +51,8 @@ def test_cursor_pages_cover_everything_once(env_any) -> None:
             if cursor is None:
                 break
     assert pages == 4  # 15 matches in pages of 4
-    assert sorted(seen) == sorted(env_any.seeded.matches) and len(set(seen)) == len(seen)
+    assert sorted(seen) == sorted(env_any.seeded.matches)
+    assert len(set(seen)) == len(seen)
 
 
 def test_bad_cursor_is_a_value_error(env) -> None:
@@ -71,9 +77,12 @@ def test_article_detail_has_matches_story_deliveries(env_any) -> None:
     (m,) = detail["matches"]
     assert m["passage"] == "Seed passage 0 about troops"
     assert m["aliases"] == ["north korean", "russia"]
-    assert m["story"]["id"] == seeded.story and m["story"]["article_count"] == 2
+    assert m["story"]["id"] == seeded.story
+    assert m["story"]["article_count"] == 2
     assert [(d["channel"], d["status"]) for d in m["deliveries"]] == [
-        ("console", "sent"), ("email", "pending")]
+        ("console", "sent"),
+        ("email", "pending"),
+    ]
     assert detail["embedded_with"] == ["test-model"]
 
 
@@ -97,7 +106,8 @@ def test_feedback_is_one_row_per_article_and_topic(env_any) -> None:
         rows = s.scalars(select(Feedback)).all()
         assert [(r.match_id, r.relevant) for r in rows] == [(match_id, False)]
         listed, _ = search.list_matches(s, search.MatchFilter(limit=1))
-        assert listed[0]["title"] == HOSTILE_TITLE and listed[0]["feedback"] is False
+        assert listed[0]["title"] == HOSTILE_TITLE
+        assert listed[0]["feedback"] is False
 
 
 def test_feed_health_and_topics(env) -> None:
@@ -105,14 +115,18 @@ def test_feed_health_and_topics(env) -> None:
         feeds = {f["name"]: f for f in search.list_feed_health(s)}
         topics = {t["name"]: t for t in search.list_topics(s)}
     assert feeds["Broken Feed"]["state"] == "erroring"
-    assert feeds["World Desk"]["state"] == "ok" and feeds["Berita Dunia"]["articles"] == 9
-    assert topics["alliance"]["matches"] == 13 and topics["sanctions"]["matches"] == 2
+    assert feeds["World Desk"]["state"] == "ok"
+    assert feeds["Berita Dunia"]["articles"] == 9
+    assert topics["alliance"]["matches"] == 13
+    assert topics["sanctions"]["matches"] == 2
 
 
 def _vectors(env) -> dict[int, np.ndarray]:
     with db.session_scope(env.runtime.sessions) as s:
-        return {e.article_id: np.frombuffer(e.vector, dtype=np.float32)
-                for e in s.scalars(select(Embedding))}
+        return {
+            e.article_id: np.frombuffer(e.vector, dtype=np.float32)
+            for e in s.scalars(select(Embedding))
+        }
 
 
 def test_vector_index_ranks_by_cosine_and_filters(env_any) -> None:
@@ -122,12 +136,14 @@ def test_vector_index_ranks_by_cosine_and_filters(env_any) -> None:
         assert index.refresh(s) == len(vectors)
         target = env_any.seeded.articles[3]
         hits = index.search(vectors[target], limit=3)
-        assert hits[0][0] == target and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert hits[0][0] == target
+        assert hits[0][1] == pytest.approx(1.0, abs=1e-5)
         expected = sorted(vectors, key=lambda i: -float(vectors[i] @ vectors[target]))[:3]
         assert [h[0] for h in hits] == expected
         langs = {a.id: a.language for a in s.scalars(select(Article))}
         in_id = index.search(vectors[target], limit=50, lang="id")
-        assert in_id and all(langs[i] == "id" for i, _ in in_id)
+        assert in_id
+        assert all(langs[i] == "id" for i, _ in in_id)
         recent = index.search(vectors[target], limit=50, since=NOW - timedelta(hours=3))
         assert 0 < len(recent) < len(vectors)
     assert index.search(np.ones(5, dtype=np.float32), limit=3) == []  # other model's dimension
@@ -146,14 +162,15 @@ def test_vector_index_refresh_sees_late_and_deleted_rows(env, tmp_path) -> None:
         oldest = min(env.seeded.articles)  # an old article embedded late (out of id order)
         s.execute(delete(Embedding).where(Embedding.article_id == oldest))
     with db.session_scope(sessions) as s:
-        assert index.refresh(s) == 1 and len(index) == total - 1
-        s.add(Embedding(article_id=oldest, model_id="test-model", dim=8,
-                        vector=late_vec.tobytes()))
+        assert index.refresh(s) == 1
+        assert len(index) == total - 1
+        s.add(Embedding(article_id=oldest, model_id="test-model", dim=8, vector=late_vec.tobytes()))
     with db.session_scope(sessions) as s:
         assert index.refresh(s) == 1
         assert index.search(late_vec, limit=1)[0][0] == oldest
         assert index.refresh(s) == 0  # nothing new: no work, no rewrite
     reopened = VectorIndex("test-model", cache)  # the CLI's next run reads the saved cache
-    assert len(reopened) == total and reopened.search(late_vec, limit=1)[0][0] == oldest
+    assert len(reopened) == total
+    assert reopened.search(late_vec, limit=1)[0][0] == oldest
     with db.session_scope(sessions) as s:
         assert reopened.refresh(s) == 0

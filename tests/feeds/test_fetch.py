@@ -1,0 +1,72 @@
+"""The fetcher on its own: encodings, size limits, redirects, validators, User-Agent."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+
+from monitor.config import PollingConfig
+from monitor.domain import FeedRef, FetchResult
+from monitor.feeds.fetch import Fetcher
+from tests.feeds.conftest import RSS, fixture
+from tests.support.httpserver import LocalServer, Reply
+
+
+def _fetch(url: str, **polling: object) -> FetchResult:
+    async def run() -> FetchResult:
+        async with Fetcher(PollingConfig(**polling)) as fetcher:  # type: ignore[arg-type]
+            return await fetcher.fetch(FeedRef(id=1, url=url, etag='"e"'))
+
+    return asyncio.run(run())
+
+
+def test_gzip_and_both_deflate_forms_are_decoded(server: LocalServer) -> None:
+    body = fixture("rss20.xml")
+    raw = zlib.compressobj(9, zlib.DEFLATED, -15)
+    raw_deflate = raw.compress(body) + raw.flush()
+    for path, data, encoding in [
+        ("/gz", gzip.compress(body), "gzip"),
+        ("/zlib", zlib.compress(body), "deflate"),
+        ("/raw", raw_deflate, "deflate"),
+    ]:
+        server.route(path, Reply(body=data, headers={**RSS, "Content-Encoding": encoding}))
+        result = _fetch(server.url(path))
+        assert (result.error, result.body) == ("", body), path
+    sent = server.requests_to("/gz")[0]
+    assert sent.header("Accept-Encoding") == "gzip, deflate"
+    assert sent.header("If-None-Match") == '"e"'
+    assert sent.header("User-Agent").startswith("monitor/0.")
+
+
+def test_limits_cut_off_bodies(server: LocalServer) -> None:
+    server.route("/declared", Reply(body=b"x" * 5000))
+    server.route(
+        "/bomb", Reply(body=gzip.compress(b"\0" * 3_000_000), headers={"Content-Encoding": "gzip"})
+    )
+    server.route(
+        "/corrupt", Reply(body=b"\x1f\x8bnot gzip at all", headers={"Content-Encoding": "gzip"})
+    )
+    assert "over the limit" in _fetch(server.url("/declared"), max_body_bytes=4096).error
+    assert "decompressed body passed" in _fetch(server.url("/bomb"), max_body_bytes=4096).error
+    assert "cannot decompress" in _fetch(server.url("/corrupt")).error
+
+
+def test_redirect_limit_and_schemes(server: LocalServer) -> None:
+    for i in range(4):
+        server.route(f"/r{i}", Reply(status=302, headers={"Location": f"/r{i + 1}"}))
+    server.route("/r4", Reply(body=fixture("rss20.xml"), headers=RSS))
+    server.route("/file", Reply(status=301, headers={"Location": "file:///etc/passwd"}))
+    assert _fetch(server.url("/r0"), max_redirects=4).status == 200
+    assert "more than 3 redirects" in _fetch(server.url("/r0"), max_redirects=3).error
+    assert "non-http" in _fetch(server.url("/file")).error
+    ok = _fetch(server.url("/r0"), max_redirects=4)
+    assert ok.final_url == server.url("/r4")
+    assert ok.permanent_redirect_url is None
+
+
+def test_total_timeout_bounds_a_trickling_body(server: LocalServer) -> None:
+    server.route("/trickle", Reply(body=(b"<" for _ in range(100)), chunk_delay_s=0.05))
+    result = _fetch(server.url("/trickle"), total_timeout=1.0, read_timeout=5.0)
+    assert "total timeout" in result.error
+    assert result.body is None
