@@ -13,7 +13,8 @@ with the shipped topics from ``--config``, one Slack channel, and intervals scal
 At the end it prints entries stored, matches and alerts per topic, precision and recall of the
 alerted articles against the labels (an article attached to an alerted story counts as alerted;
 ``unjudged`` links are left out of false-alarm counts), false alerts per simulated day, alerts
-saved by story grouping, wall time, CPU time and peak RSS of the daemon's process tree.
+saved by story grouping, wall time, CPU time and peak memory of the daemon's process tree
+(PSS summed over the daemon and its parser processes, so shared pages are not counted twice).
 """
 
 from __future__ import annotations
@@ -356,7 +357,7 @@ def _drive(
         if time.monotonic() - last_report > 60:
             last_report = time.monotonic()
             print(
-                f"[{sample.at_s:6.0f}s] sim {now:%m-%d %H:%M} rss={mb(sample.rss_bytes)} "
+                f"[{sample.at_s:6.0f}s] sim {now:%m-%d %H:%M} mem={mb(sample.rss_bytes)} "
                 f"cpu={sample.cpu_s:.0f}s fds={sample.fds}",
                 flush=True,
             )
@@ -406,7 +407,7 @@ def _print(r: dict[str, Any]) -> None:
     print(f"saved by story      {r['saved_by_story']}")
     print(f"wall time           {r['wall_s']:.0f} s")
     print(f"CPU time            {r['cpu_s']:.0f} s")
-    print(f"peak RSS            {mb(r['peak_rss_bytes'])}  (target <= 1024 MB)")
+    print(f"peak memory (PSS)   {mb(r['peak_rss_bytes'])}  (target <= 1024 MB)")
     print(f"daemon exit code    {r['daemon_exit']}")
 
 
