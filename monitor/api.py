@@ -350,6 +350,9 @@ def _server(runtime: Runtime, host: str | None, port: int | None) -> Any:
     token = api.token.get_secret_value()
     check_bind(host, token)
     app = create_app(runtime)
+    threading.Thread(
+        target=querying.warm_up, args=(runtime,), name="search-warm-up", daemon=True
+    ).start()
     event(
         log,
         logging.INFO,
