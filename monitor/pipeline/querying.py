@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,9 +12,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from monitor.config import Config
+from monitor.errors import MonitorError
+from monitor.logs import event
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, search
 from monitor.store.vectors import VectorIndex, default_cache_dir
+
+log = logging.getLogger(__name__)
 
 EMBEDDER_KEY = "query_embedder"
 INDEX_KEY = "vector_index"
@@ -51,14 +57,20 @@ def cache_dir_for(config: Config, model_id: str) -> Path | None:
     return default_cache_dir(config.database_url, config.base_dir, model_id)
 
 
-def vector_index(
-    runtime: Runtime, model_id: str, *, persistent: bool, min_refresh_interval_s: float = 0.0
-) -> VectorIndex:
-    """The process's index for ``model_id`` (a file-backed one for one-shot CLI runs)."""
+def vector_index(runtime: Runtime, model_id: str, *, one_shot: bool) -> VectorIndex:
+    """The process's index for ``model_id``, started from the on-disk cache when there is one.
+
+    ``one_shot`` (the CLI) refreshes on every call and rewrites the cache when it changed; a
+    server refreshes at most every 2 s and never writes the 1.5 GB file on its hot path.
+    """
     key = f"{INDEX_KEY}:{model_id}"
     if key not in runtime.resources:
-        cache = cache_dir_for(runtime.config, model_id) if persistent else None
-        runtime.resources[key] = VectorIndex(model_id, cache, min_refresh_interval_s)
+        runtime.resources[key] = VectorIndex(
+            model_id,
+            cache_dir_for(runtime.config, model_id),
+            0.0 if one_shot else 2.0,
+            write_cache=one_shot,
+        )
     index: VectorIndex = runtime.resources[key]
     return index
 
@@ -71,22 +83,40 @@ def search_articles(
     since: datetime | None = None,
     until: datetime | None = None,
     lang: str | None = None,
-    persistent_cache: bool = False,
+    one_shot: bool = False,
 ) -> list[dict[str, Any]]:
     """Articles ranked by cosine similarity to ``text`` (every stored article, not only matches)."""
     embedder = query_embedder(runtime)
     query = embedder.encode([text])[0]
-    index = vector_index(
-        runtime,
-        embedder.model_id,
-        persistent=persistent_cache,
-        min_refresh_interval_s=0.0 if persistent_cache else 2.0,
-    )
+    index = vector_index(runtime, embedder.model_id, one_shot=one_shot)
     with db.session_scope(runtime.sessions) as session:
         index.refresh(session)
         hits = index.search(query, limit=limit, since=since, until=until, lang=lang)
         rows = search.articles_by_id(session, [article_id for article_id, _ in hits])
     return [{**rows[i], "similarity": round(score, 4)} for i, score in hits if i in rows]
+
+
+def warm_up(runtime: Runtime) -> None:
+    """Load the model and the vectors before the first search (a server's start-up)."""
+    started = time.monotonic()
+    try:
+        with db.session_scope(runtime.sessions) as session:
+            if not search.has_vectors(session, current_model_id(runtime)):
+                return  # nothing to search yet: the first search loads lazily
+        embedder = query_embedder(runtime)
+        index = vector_index(runtime, embedder.model_id, one_shot=False)
+        with db.session_scope(runtime.sessions) as session:
+            index.refresh(session, force=True)
+    except MonitorError as exc:
+        event(log, logging.WARNING, "search warm-up failed", error=str(exc))
+        return
+    event(
+        log,
+        logging.INFO,
+        "search ready",
+        vectors=len(index),
+        seconds=round(time.monotonic() - started, 1),
+    )
 
 
 def current_model_id(runtime: Runtime) -> str:
