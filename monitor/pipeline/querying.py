@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,40 +12,34 @@ from typing import Any, Protocol
 import numpy as np
 
 from monitor.config import Config
+from monitor.embed import load_embedder, model_id_for
 from monitor.errors import MonitorError
 from monitor.logs import event
+from monitor.pipeline.matching import EMBEDDER_KEY, get_embedder
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, search
 from monitor.store.vectors import VectorIndex, default_cache_dir
 
 log = logging.getLogger(__name__)
 
-EMBEDDER_KEY = "query_embedder"
 INDEX_KEY = "vector_index"
+__all__ = ["EMBEDDER_KEY", "INDEX_KEY", "load_query_embedder", "query_embedder"]
 
 
 class QueryEmbedder(Protocol):
     model_id: str
 
-    def encode(self, texts: list[str]) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def load_query_embedder(config: Config) -> QueryEmbedder:
-    """``monitor.embed.load_embedder`` when that module exists, else the temporary shim."""
-    try:
-        embed: Any = importlib.import_module("monitor.embed")
-    except ModuleNotFoundError:
-        embed = importlib.import_module("monitor.pipeline.query_embed")  # TEMPORARY SHIM
-    embedder: QueryEmbedder = embed.load_embedder(config.model)
-    return embedder
+    """The process-wide embedder for the configured model (shared with matching)."""
+    return load_embedder(config.model)
 
 
 def query_embedder(runtime: Runtime) -> QueryEmbedder:
-    """One embedder per process, shared with matching when it stored one under the same key."""
-    if EMBEDDER_KEY not in runtime.resources:
-        runtime.resources[EMBEDDER_KEY] = load_query_embedder(runtime.config)
-    embedder: QueryEmbedder = runtime.resources[EMBEDDER_KEY]
-    return embedder
+    """One embedder per process: the very one the matching stage uses."""
+    return get_embedder(runtime)
 
 
 def cache_dir_for(config: Config, model_id: str) -> Path | None:
@@ -121,13 +115,5 @@ def warm_up(runtime: Runtime) -> None:
 
 def current_model_id(runtime: Runtime) -> str:
     """The model id whose vectors count as "embedded" (for the backlog metric), without
-    loading the model: ``monitor.embed.model_id_for(config.model)`` when that module exists
-    (it is what the matching stage stores), else the configured model name (the shim's id)."""
-    embedder = runtime.resources.get(EMBEDDER_KEY)
-    if embedder is not None:
-        return str(embedder.model_id)
-    try:
-        embed: Any = importlib.import_module("monitor.embed")
-    except ModuleNotFoundError:
-        return runtime.config.model.name
-    return str(embed.model_id_for(runtime.config.model))
+    loading the model: the id the matching stage stores with its vectors."""
+    return model_id_for(runtime.config.model)
