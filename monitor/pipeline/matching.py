@@ -166,6 +166,8 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
             return 0
         if articles[0].is_history:  # only history is pending: keep the batch short
             articles = articles[: max(1, batch_size // HISTORY_BATCH_DIVISOR)]
+        else:  # live articles never wait for history ones embedded alongside them
+            articles = [a for a in articles if not a.is_history]
         embedder = get_embedder(runtime)
         models = topic_models(runtime, session)
         vectors, embedded = ensure_vectors(
