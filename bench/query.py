@@ -227,7 +227,7 @@ def generate(engine: Engine, n_articles: int, n_matches: int, dim: int) -> None:
         with engine.begin() as conn:
             for table in ("feeds", "topics", "articles", "matches"):
                 # fixed table names, not input
-                sql = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: E501, S608
+                sql = f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608
                 conn.execute(text(sql))
         # VACUUM sets the visibility map, as autovacuum soon would in production: without it
         # the index-only count(*) the search refresh runs visits every heap page
