@@ -6,7 +6,9 @@ database, not the scheduler, decides which feeds and deliveries are due, so a ti
 
 Lifecycle (after arq/rq): SIGTERM or SIGINT sets the stop event, which stages check between
 units of work; the scheduler stops taking new jobs; in-flight jobs get ``grace_s`` to finish;
-then the process exits 0. With SQLite, an exclusive lock file next to the database keeps a
+then the process exits 0. SIGHUP re-reads the config file between ticks: feeds and topics are
+synced into the database and used from the next tick on; a broken file is logged and the running
+config is kept (``database.url`` and ``polling.tick`` need a restart). With SQLite, an exclusive lock file next to the database keeps a
 second daemon from running on the same file.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import signal
 import threading
 import time
@@ -26,7 +29,8 @@ from typing import IO, Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from monitor.errors import DatabaseError, MonitorError
+from monitor.config import load_config
+from monitor.errors import ConfigError, DatabaseError, MonitorError
 from monitor.logs import event
 from monitor.pipeline import cycle
 from monitor.pipeline.delivery import dispatch_due
@@ -76,6 +80,17 @@ class SqliteOwnerLock:
             self._handle = None
 
 
+class _BusyStageFilter(logging.Filter):
+    """Drop APScheduler's "skipped: maximum number of running instances" warning.
+
+    A stage working through a backlog outlives many ticks; that is normal (``max_instances=1``
+    is the design), and the warning would otherwise be logged once per tick per busy stage.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
 class Daemon:
     """Runs the stages periodically until asked to stop."""
 
@@ -89,6 +104,8 @@ class Daemon:
         )
         self._lock = SqliteOwnerLock(runtime.config.database_url)
         self._stopped = threading.Event()
+        self._reload = threading.Event()
+        self.abandoned = False  # in-flight work outlived the grace period: the caller must exit
 
     def _job(self, name: str, stage: Callable[[Runtime], Any]) -> Callable[[], None]:
         def run() -> None:
@@ -122,6 +139,7 @@ class Daemon:
                 name=name,
                 next_run_time=_now(),
             )
+        logging.getLogger("apscheduler.scheduler").addFilter(_BusyStageFilter())
         self.scheduler.start()
         config = self.runtime.config
         event(
@@ -140,14 +158,41 @@ class Daemon:
             event(log, logging.INFO, "stop requested", signal=signal.Signals(signum).name)
             self.runtime.stop.set()
 
+        def ask_reload(_signum: int, _frame: FrameType | None) -> None:
+            self._reload.set()  # done by wait(): no database work inside a signal handler
+
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGHUP, ask_reload)
 
     def wait(self) -> None:
         """Block until the stop event is set, then shut down within the grace period."""
         while not self.runtime.stop.wait(timeout=1.0):
-            pass
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
         self.shutdown()
+
+    def reload(self) -> bool:
+        """Re-read the config file; keep the running config when the new one is broken."""
+        old = self.runtime.config
+        try:
+            new = load_config(old.path)
+            if new.database_url != old.database_url:
+                raise ConfigError(f"{old.path}: database.url changed: restart the daemon to use it")
+            with db.session_scope(self.runtime.sessions) as session:
+                queries.sync_config(session, new)
+        except MonitorError as exc:
+            event(
+                log,
+                logging.ERROR,
+                "config reload failed; the running config is kept",
+                error=str(exc),
+            )
+            return False
+        self.runtime.config = new
+        event(log, logging.INFO, "config reloaded", feeds=len(new.feeds), topics=len(new.topics))
+        return True
 
     def shutdown(self) -> None:
         if self._stopped.is_set():
@@ -160,7 +205,8 @@ class Daemon:
         )
         finisher.start()
         finisher.join(timeout=self.grace_s)
-        if finisher.is_alive():
+        self.abandoned = finisher.is_alive()
+        if self.abandoned:
             event(
                 log,
                 logging.WARNING,
@@ -174,6 +220,16 @@ class Daemon:
             event(log, logging.WARNING, "could not deregister worker", error=str(exc))
         self._lock.release()
         event(log, logging.INFO, "daemon stopped", seconds=round(time.monotonic() - started, 2))
+
+    def exit_if_abandoned(self) -> None:
+        """End the process now when a stage thread outlived the grace period.
+
+        Python joins executor threads at exit, so a stage stuck on a hostile feed would keep a
+        stopped daemon alive for ever; the database work is transactional, nothing is lost.
+        """
+        if self.abandoned:
+            logging.shutdown()
+            os._exit(0)
 
 
 def _now() -> datetime:

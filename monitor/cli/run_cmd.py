@@ -55,6 +55,7 @@ def run(
             if api_server is not None:
                 api_server.should_exit = True
             daemon.shutdown()
+            daemon.exit_if_abandoned()
     logging.shutdown()
 
 

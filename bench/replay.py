@@ -1,0 +1,415 @@
+"""Replay a recorded month of RSS through the real daemon and score its alerts.
+
+    python bench/replay.py --stream ../shared/stream/2023-09.jsonl.gz \\
+        --labels ../shared/stream/2023-09.labels.json --speed 720
+
+A loopback HTTP server serves each distinct ``feed`` of the stream as an RSS 2.0 feed, releasing
+each entry at its ``published`` time on an accelerated clock (``--speed`` simulated seconds per
+real second: 720 plays a month in one hour). Each feed answers its first request empty, because
+the daemon stores a feed's first poll as history (never alerted). A Slack-compatible endpoint on
+the same server records every alert POST. The daemon is the real one (``python -m monitor run``)
+with the shipped topics from ``--config``, one Slack channel, and intervals scaled to the clock.
+
+At the end it prints entries stored, matches and alerts per topic, precision and recall of the
+alerted articles against the labels (an article attached to an alerted story counts as alerted;
+``unjudged`` links are left out of false-alarm counts), false alerts per simulated day, alerts
+saved by story grouping, wall time, CPU time and peak memory of the daemon's process tree
+(PSS summed over the daemon and its parser processes, so shared pages are not counted twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import resource
+import sys
+import tempfile
+import time
+import tomllib
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from common import REPO_ROOT, ProcessTree, dump_toml, mb, start_daemon, stop_daemon
+
+from tests.support.faults import FeedFarm, Item
+from tests.support.httpserver import LocalServer, Reply
+
+
+@dataclass
+class Stream:
+    feeds: dict[str, list[Item]]
+    titles: dict[str, str]
+    start: datetime
+    end: datetime
+
+
+def load_stream(path: Path, feeds_limit: int | None, days: float | None) -> Stream:
+    """Read the JSONL stream, grouped by feed; optionally only some feeds / the first days."""
+    feeds: dict[str, list[Item]] = defaultdict(list)
+    titles: dict[str, str] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    start = min(_when(r["published"]) for r in rows)
+    cutoff = start + timedelta(days=days) if days else None
+    keep = sorted({r["feed"] for r in rows})[:feeds_limit] if feeds_limit else None
+    for row in rows:
+        when = _when(row["published"])
+        if (cutoff and when >= cutoff) or (keep is not None and row["feed"] not in keep):
+            continue
+        feeds[row["feed"]].append(
+            Item(
+                link=row["link"],
+                title=row["title"] or "",
+                summary=row["summary"] or "",
+                published=when,
+            )
+        )
+        titles[row["feed"]] = row.get("feed_title") or row["feed"]
+    end = max(i.published for items in feeds.values() for i in items)
+    return Stream(dict(feeds), titles, start, end)
+
+
+def _when(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+class SimClock:
+    """Simulated time: frozen at ``start`` until :meth:`restart`, then ``speed`` x real time."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        self.start, self.speed = start, speed
+        self.t0: float | None = None
+
+    def __call__(self) -> datetime:
+        if self.t0 is None:
+            return self.start
+        return self.start + timedelta(seconds=(time.monotonic() - self.t0) * self.speed)
+
+    def restart(self) -> None:
+        self.t0 = time.monotonic()
+
+
+def write_config(
+    args: argparse.Namespace, workdir: Path, feed_urls: list[str], slack_url: str
+) -> Path:
+    """The shipped topics and model, one Slack channel, intervals scaled to the clock."""
+    base_path = Path(args.config).resolve()
+    base = tomllib.loads(base_path.read_text(encoding="utf-8"))
+    topics = []
+    for topic in base.get("topics", []):
+        topic = dict(topic)
+        topic["seed"] = [str((base_path.parent / s).resolve()) for s in topic.get("seed", [])]
+        topic["channels"] = ["slack"]
+        topics.append(topic)
+    interval = args.interval
+    story_window_s = max(60.0, 48 * 3600 / args.speed)  # 48 simulated hours
+    data: dict[str, Any] = {
+        "database": {"url": args.database_url or f"sqlite:///{workdir / 'replay.db'}"},
+        "model": base.get("model", {}),
+        "polling": {
+            "interval": f"{interval}s",
+            "min_interval": "1s",
+            "max_interval": f"{interval}s",
+            "error_backoff_cap": f"{interval}s",
+            "tick": "1s",
+            "per_host": 8,
+            "concurrency": 32,
+            "total_timeout": "30s",
+            "parse_timeout": "20s",
+        },
+        "delivery": {
+            "retry_base": "1s",
+            "retry_cap": "10s",
+            "story_window": f"{story_window_s:.0f}s",
+        },
+        "logging": {"level": "INFO"},
+        "alerts": {"slack": {"type": "slack", "url": slack_url, "mode": "immediate"}},
+        "feeds": [{"url": url, "name": url.rsplit("/", 1)[-1]} for url in feed_urls],
+        "topics": topics,
+    }
+    path = workdir / "config.toml"
+    path.write_text(dump_toml(data), encoding="utf-8")
+    return path
+
+
+def score(
+    database_url: str, labels: dict[str, list[str]], stream_links: set[str], sim_days: float
+) -> dict[str, Any]:
+    """Read stored articles, matches and sent deliveries; score alerted articles."""
+    from sqlalchemy import select
+
+    from monitor.store import db
+    from monitor.store.models import Article, Delivery, Match, Topic
+
+    engine = db.make_engine(database_url, null_pool=True)
+    with db.make_session_factory(engine)() as session:
+        articles = {a.id: a for a in session.scalars(select(Article))}
+        topics = {t.id: t.name for t in session.scalars(select(Topic))}
+        matches = list(session.scalars(select(Match)))
+        sent = list(
+            session.scalars(
+                select(Delivery).where(Delivery.status == "sent", Delivery.kind == "match")
+            )
+        )
+    engine.dispose()
+    match_by_id = {m.id: m for m in matches}
+    alerted_stories = {
+        match_by_id[d.match_id].story_id
+        for d in sent
+        if d.match_id in match_by_id and match_by_id[d.match_id].story_id
+    }
+    alerted_articles = {
+        match_by_id[d.match_id].article_id for d in sent if d.match_id in match_by_id
+    }
+    alerted_articles |= {m.article_id for m in matches if m.story_id in alerted_stories}
+    positive = set(labels.get("positive", [])) & stream_links
+    unjudged = set(labels.get("unjudged", []))
+
+    def link_of(article_id: int) -> str:
+        article = articles[article_id]
+        for candidate in (article.link, article.canonical_link):
+            if candidate in stream_links:
+                return candidate
+        return article.link
+
+    alerted_links = {link_of(a) for a in alerted_articles if a in articles}
+    true_pos = alerted_links & positive
+    false_pos = alerted_links - positive - unjudged
+    alert_links = [
+        link_of(match_by_id[d.match_id].article_id) for d in sent if d.match_id in match_by_id
+    ]
+    false_alerts = sum(1 for link in alert_links if link not in positive and link not in unjudged)
+    per_topic: dict[str, Counter[str]] = defaultdict(Counter)
+    for m in matches:
+        if not articles.get(m.article_id) or articles[m.article_id].is_history:
+            continue
+        per_topic[topics.get(m.topic_id, "?")]["matches"] += 1
+        per_topic[topics.get(m.topic_id, "?")]["saved_by_story"] += int(
+            not m.alerted and m.story_id is not None
+        )
+    for d in sent:
+        if d.match_id in match_by_id:
+            per_topic[topics.get(match_by_id[d.match_id].topic_id, "?")]["alerts"] += 1
+    judged = len(true_pos) + len(false_pos)
+    # articles the matcher had reached when the run stopped: recall among those separates
+    # "matched wrongly" from "not matched yet" when the backlog did not drain in time
+    processed = {link_of(a.id) for a in articles.values() if a.matched_at is not None}
+    positive_processed = positive & processed
+    return {
+        "entries_stored": len(articles),
+        "history_entries": sum(1 for a in articles.values() if a.is_history),
+        "per_topic": {k: dict(v) for k, v in per_topic.items()},
+        "alerts_sent": len(sent),
+        "alerted_articles": len(alerted_links),
+        "positives_in_stream": len(positive),
+        "true_positives": len(true_pos),
+        "false_positives": len(false_pos),
+        "precision": len(true_pos) / judged if judged else None,
+        "recall": len(true_pos) / len(positive) if positive else None,
+        "articles_unmatched_at_stop": sum(1 for a in articles.values() if a.matched_at is None),
+        "positives_processed": len(positive_processed),
+        "recall_processed": (
+            len(true_pos & positive_processed) / len(positive_processed)
+            if positive_processed
+            else None
+        ),
+        "false_alerts": false_alerts,
+        "false_alerts_per_day": false_alerts / sim_days if sim_days else None,
+        "saved_by_story": sum(v["saved_by_story"] for v in per_topic.values()),
+    }
+
+
+def pending_work(database_url: str) -> tuple[int, int]:
+    """(articles not yet matched, deliveries still pending): the daemon is done at (0, 0)."""
+    from sqlalchemy import func, select
+
+    from monitor.store import db
+    from monitor.store.models import Article, Delivery
+
+    engine = db.make_engine(database_url, null_pool=True)
+    try:
+        with db.make_session_factory(engine)() as session:
+            unmatched = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(Article)
+                    .where(Article.matched_at.is_(None), Article.is_history.is_(False))
+                )
+                or 0
+            )
+            pending = (
+                session.scalar(
+                    select(func.count()).select_from(Delivery).where(Delivery.status == "pending")
+                )
+                or 0
+            )
+    finally:
+        engine.dispose()
+    return unmatched, pending
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stream", required=True, type=Path, help="PATH.jsonl.gz")
+    parser.add_argument("--labels", required=True, type=Path, help="PATH.json")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=720.0,
+        help="simulated seconds per real second (720: a month in 1 h)",
+    )
+    parser.add_argument("--feeds-limit", type=int, default=None, help="only the first N feeds")
+    parser.add_argument("--days", type=float, default=None, help="only the first N days")
+    parser.add_argument(
+        "--interval", type=float, default=20.0, help="real seconds between two polls of a feed"
+    )
+    parser.add_argument(
+        "--config",
+        default=str(REPO_ROOT / "config.toml"),
+        help="config whose [model] and [[topics]] are used",
+    )
+    parser.add_argument("--database-url", default="", help="default: SQLite in the work dir")
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait after the clock ends for matching and delivery",
+    )
+    args = parser.parse_args(argv)
+
+    stream = load_stream(args.stream, args.feeds_limit, args.days)
+    labels = json.loads(args.labels.read_text(encoding="utf-8"))
+    stream_links = {i.link for items in stream.feeds.values() for i in items}
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="monitor-replay-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    # one second before the first entry, so nothing is released before the first polls
+    clock = SimClock(stream.start - timedelta(seconds=1), args.speed)
+    sim_days = (stream.end - stream.start).total_seconds() / 86400 or 1.0
+    print(
+        f"replay: {sum(len(v) for v in stream.feeds.values())} entries, "
+        f"{len(stream.feeds)} feeds, {sim_days:.1f} simulated days at x{args.speed:g} "
+        f"(~{sim_days * 86400 / args.speed / 60:.0f} min); work dir {workdir}",
+        flush=True,
+    )
+
+    with LocalServer() as server:
+        farm = FeedFarm(server, clock, empty_first=True, window=200)
+        urls = [
+            farm.add_feed(f"/feed/{n}.xml", items, stream.titles[feed])
+            for n, (feed, items) in enumerate(sorted(stream.feeds.items()))
+        ]
+        server.route("/slack", Reply(body=b"ok", headers={"Content-Type": "text/plain"}))
+        config = write_config(args, workdir, urls, server.url("/slack"))
+        database_url = args.database_url or f"sqlite:///{workdir / 'replay.db'}"
+        wall0 = time.monotonic()
+        with (workdir / "daemon.log").open("wb") as log:
+            proc = start_daemon(config, log)  # type: ignore[arg-type]
+            tree = ProcessTree(proc.pid)
+            code = _drive(args, proc, tree, farm, clock, stream, database_url)
+        wall = time.monotonic() - wall0
+        slack_posts = len(server.requests_to("/slack"))
+    cpu = max(tree.cpu_s, _children_cpu())
+    result = score(database_url, labels, stream_links, sim_days)
+    result.update(
+        wall_s=round(wall, 1),
+        cpu_s=round(cpu, 1),
+        peak_rss_bytes=tree.peak_rss,
+        slack_posts=slack_posts,
+        daemon_exit=code,
+        sim_days=round(sim_days, 2),
+        speed=args.speed,
+        feeds=len(stream.feeds),
+    )
+    _print(result)
+    (workdir / "result.json").write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _drive(
+    args: argparse.Namespace,
+    proc: Any,
+    tree: ProcessTree,
+    farm: FeedFarm,
+    clock: SimClock,
+    stream: Stream,
+    database_url: str,
+) -> int | None:
+    """Wait for the daemon to start, play the clock to the end, drain, stop; sample meanwhile."""
+    started = False
+    last_report = 0.0
+    drain_deadline: float | None = None
+    while proc.poll() is None:
+        time.sleep(2.0)
+        sample = tree.sample()
+        if not started:  # the clock starts when every feed had its (empty) first poll
+            started = all(n >= 1 for n in farm.polls.values())
+            if started:
+                clock.restart()
+                print(f"all feeds polled once after {sample.at_s:.0f}s; clock starts", flush=True)
+            continue
+        now = clock()
+        if time.monotonic() - last_report > 60:
+            last_report = time.monotonic()
+            print(
+                f"[{sample.at_s:6.0f}s] sim {now:%m-%d %H:%M} mem={mb(sample.rss_bytes)} "
+                f"cpu={sample.cpu_s:.0f}s fds={sample.fds}",
+                flush=True,
+            )
+        if now <= stream.end + timedelta(seconds=args.interval * args.speed * 2):
+            continue
+        if drain_deadline is None:
+            drain_deadline = time.monotonic() + args.drain_timeout
+        if pending_work(database_url) == (0, 0) or time.monotonic() > drain_deadline:
+            break
+    return stop_daemon(proc)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _print(r: dict[str, Any]) -> None:
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    print("\n=== replay result ===")
+    print(f"feeds {r['feeds']}, simulated days {r['sim_days']}, speed x{r['speed']:g}")
+    print(f"entries stored      {r['entries_stored']} (history {r['history_entries']})")
+    for topic, counts in sorted(r["per_topic"].items()):
+        print(
+            f"topic {topic:22s} matches {counts.get('matches', 0):5d}  "
+            f"alerts {counts.get('alerts', 0):4d}  saved by story "
+            f"{counts.get('saved_by_story', 0):4d}"
+        )
+    print(f"alerts sent         {r['alerts_sent']} (Slack POSTs received {r['slack_posts']})")
+    print(f"alerted articles    {r['alerted_articles']} (incl. story members)")
+    print(f"precision           {pct(r['precision'])}  (target >= 0.9)")
+    print(
+        f"recall              {pct(r['recall'])}  ({r['true_positives']} of "
+        f"{r['positives_in_stream']} positives; target >= 0.9)"
+    )
+    print(
+        f"recall (matched)    {pct(r['recall_processed'])}  (of {r['positives_processed']} "
+        f"positives the matcher reached; {r['articles_unmatched_at_stop']} articles "
+        "still unmatched at stop)"
+    )
+    print(
+        f"false alerts/day    {pct(r['false_alerts_per_day'])}  ({r['false_alerts']} in all; "
+        "target <= 1)"
+    )
+    print(f"saved by story      {r['saved_by_story']}")
+    print(f"wall time           {r['wall_s']:.0f} s")
+    print(f"CPU time            {r['cpu_s']:.0f} s")
+    print(f"peak memory (PSS)   {mb(r['peak_rss_bytes'])}  (target <= 1024 MB)")
+    print(f"daemon exit code    {r['daemon_exit']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
