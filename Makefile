@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install run once test check lint format format-check types imports pytest clean
+.PHONY: install run once demo test check lint format format-check types imports pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ run: install
 
 once: install
 	$(BIN)/monitor run --once
+
+demo: install
+	$(BIN)/monitor demo
 
 test: check
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -75,11 +75,26 @@ def check_bind(host: str, token: str) -> None:
         )
 
 
+def safe_url(value: object) -> str:
+    """Feed links go into href: only http(s) survive (a javascript: link would run on click)."""
+    text = str(value or "").strip()
+    return text if urlsplit(text).scheme.lower() in ("http", "https") else "#"
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse form posts from other sites (the page's forms work without a token on loopback,
+    so a hostile page must not be able to submit them from the user's browser)."""
+    origin = request.headers.get("origin") or request.headers.get("referer") or ""
+    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise HTTPException(403, "cross-site form post refused")
+
+
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters["when"] = lambda v: v.strftime("%Y-%m-%d %H:%M") if v else "-"
+    env.filters["safe_url"] = safe_url
     return env
 
 
@@ -209,6 +224,7 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
 
     @app.post("/feedback/{match_id}", dependencies=auth, include_in_schema=False)
     async def page_feedback(match_id: int, request: Request) -> RedirectResponse:
+        _same_origin(request)
         relevant = (await _form(request)).get("relevant", "1") in ("1", "true", "yes")
 
         def write() -> None:
@@ -257,7 +273,10 @@ def _health(runtime: Runtime) -> JSONResponse:
         with db.session_scope(runtime.sessions) as s:
             last = search.last_heartbeat(s)
     except Exception as exc:  # any database failure means unhealthy, with the reason shown
-        return JSONResponse({"status": "unhealthy", "database": f"error: {exc}"}, 503)
+        # the class name only: driver messages can carry connection details
+        return JSONResponse(
+            {"status": "unhealthy", "database": f"error: {type(exc).__name__}"}, 503
+        )
     now = datetime.now(UTC)
     age = (now - last).total_seconds() if last else None
     healthy = age is not None and age <= max_age
@@ -350,6 +369,9 @@ def _server(runtime: Runtime, host: str | None, port: int | None) -> Any:
     token = api.token.get_secret_value()
     check_bind(host, token)
     app = create_app(runtime)
+    threading.Thread(
+        target=querying.warm_up, args=(runtime,), name="search-warm-up", daemon=True
+    ).start()
     event(
         log,
         logging.INFO,

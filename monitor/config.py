@@ -299,12 +299,14 @@ class ApiConfig(_Section):
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
     token: SecretStr = Field(SecretStr(""), description="Bearer token (use ${VAR}).")
     heartbeat_max_age: Duration = Field(
-        60.0, description="/healthz answers 503 when no scheduler tick is newer than this "
+        60.0,
+        description="/healthz answers 503 when no scheduler tick is newer than this "
         "(never less than three polling ticks).",
     )
     search_cache: str = Field(
-        "auto", description='Folder for the CLI\'s memory-mapped search vectors: "auto" (next to '
-        'the SQLite file, or .monitor-vectors/ in the config folder for PostgreSQL), a path, or '
+        "auto",
+        description='Folder for the CLI\'s memory-mapped search vectors: "auto" (next to '
+        "the SQLite file, or .monitor-vectors/ in the config folder for PostgreSQL), a path, or "
         '"" to disable.',
     )
 

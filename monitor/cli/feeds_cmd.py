@@ -28,9 +28,12 @@ def feed_health(feed: Feed) -> str:
 
 def feed_row(feed: Feed) -> dict[str, Any]:
     return {
-        "id": feed.id, "name": feed.name or feed.title, "url": feed.url,
+        "id": feed.id,
+        "name": feed.name or feed.title,
+        "url": feed.url,
         "health": feed_health(feed),
-        "last_status": feed.last_status, "last_success": feed.last_success_at,
+        "last_status": feed.last_status,
+        "last_success": feed.last_success_at,
         "next_poll": feed.next_poll_at if feed.enabled else None,
     }
 
@@ -53,7 +56,8 @@ def add(
     name: str = typer.Option("", "--name", help="Display name."),
     interval: str = typer.Option("", "--interval", help='Poll interval like "15m".'),
     no_discover: bool = typer.Option(
-        False, "--no-discover", help="Store the URL as given, without fetching it first."),
+        False, "--no-discover", help="Store the URL as given, without fetching it first."
+    ),
 ) -> None:
     """Add a feed to the database (feeds listed in config.toml are added on start).
 

@@ -92,9 +92,7 @@ def search_cmd(
     _check_format(fmt)
     since_at = _when(since, "--since")
     with common.runtime() as rt:
-        rows = search_articles(
-            rt, text, limit=limit, since=since_at, lang=lang, persistent_cache=True
-        )
+        rows = search_articles(rt, text, limit=limit, since=since_at, lang=lang, one_shot=True)
     common.print_rows(
         rows, SEARCH_COLUMNS if fmt == "table" else _all_keys(rows, SEARCH_COLUMNS), fmt
     )

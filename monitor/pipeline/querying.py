@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
+import logging
+import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,36 +12,34 @@ from typing import Any, Protocol
 import numpy as np
 
 from monitor.config import Config
+from monitor.embed import load_embedder, model_id_for
+from monitor.errors import MonitorError
+from monitor.logs import event
+from monitor.pipeline.matching import EMBEDDER_KEY, get_embedder
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, search
 from monitor.store.vectors import VectorIndex, default_cache_dir
 
-EMBEDDER_KEY = "query_embedder"
+log = logging.getLogger(__name__)
+
 INDEX_KEY = "vector_index"
+__all__ = ["EMBEDDER_KEY", "INDEX_KEY", "load_query_embedder", "query_embedder"]
 
 
 class QueryEmbedder(Protocol):
     model_id: str
 
-    def encode(self, texts: list[str]) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def load_query_embedder(config: Config) -> QueryEmbedder:
-    """``monitor.embed.load_embedder`` when that module exists, else the temporary shim."""
-    try:
-        embed: Any = importlib.import_module("monitor.embed")
-    except ModuleNotFoundError:
-        embed = importlib.import_module("monitor.pipeline.query_embed")  # TEMPORARY SHIM
-    embedder: QueryEmbedder = embed.load_embedder(config.model)
-    return embedder
+    """The process-wide embedder for the configured model (shared with matching)."""
+    return load_embedder(config.model)
 
 
 def query_embedder(runtime: Runtime) -> QueryEmbedder:
-    """One embedder per process, shared with matching when it stored one under the same key."""
-    if EMBEDDER_KEY not in runtime.resources:
-        runtime.resources[EMBEDDER_KEY] = load_query_embedder(runtime.config)
-    embedder: QueryEmbedder = runtime.resources[EMBEDDER_KEY]
-    return embedder
+    """One embedder per process: the very one the matching stage uses."""
+    return get_embedder(runtime)
 
 
 def cache_dir_for(config: Config, model_id: str) -> Path | None:
@@ -51,14 +51,20 @@ def cache_dir_for(config: Config, model_id: str) -> Path | None:
     return default_cache_dir(config.database_url, config.base_dir, model_id)
 
 
-def vector_index(
-    runtime: Runtime, model_id: str, *, persistent: bool, min_refresh_interval_s: float = 0.0
-) -> VectorIndex:
-    """The process's index for ``model_id`` (a file-backed one for one-shot CLI runs)."""
+def vector_index(runtime: Runtime, model_id: str, *, one_shot: bool) -> VectorIndex:
+    """The process's index for ``model_id``, started from the on-disk cache when there is one.
+
+    ``one_shot`` (the CLI) refreshes on every call and rewrites the cache when it changed; a
+    server refreshes at most every 2 s and never writes the 1.5 GB file on its hot path.
+    """
     key = f"{INDEX_KEY}:{model_id}"
     if key not in runtime.resources:
-        cache = cache_dir_for(runtime.config, model_id) if persistent else None
-        runtime.resources[key] = VectorIndex(model_id, cache, min_refresh_interval_s)
+        runtime.resources[key] = VectorIndex(
+            model_id,
+            cache_dir_for(runtime.config, model_id),
+            0.0 if one_shot else 2.0,
+            write_cache=one_shot,
+        )
     index: VectorIndex = runtime.resources[key]
     return index
 
@@ -71,17 +77,12 @@ def search_articles(
     since: datetime | None = None,
     until: datetime | None = None,
     lang: str | None = None,
-    persistent_cache: bool = False,
+    one_shot: bool = False,
 ) -> list[dict[str, Any]]:
     """Articles ranked by cosine similarity to ``text`` (every stored article, not only matches)."""
     embedder = query_embedder(runtime)
     query = embedder.encode([text])[0]
-    index = vector_index(
-        runtime,
-        embedder.model_id,
-        persistent=persistent_cache,
-        min_refresh_interval_s=0.0 if persistent_cache else 2.0,
-    )
+    index = vector_index(runtime, embedder.model_id, one_shot=one_shot)
     with db.session_scope(runtime.sessions) as session:
         index.refresh(session)
         hits = index.search(query, limit=limit, since=since, until=until, lang=lang)
@@ -89,15 +90,30 @@ def search_articles(
     return [{**rows[i], "similarity": round(score, 4)} for i, score in hits if i in rows]
 
 
+def warm_up(runtime: Runtime) -> None:
+    """Load the model and the vectors before the first search (a server's start-up)."""
+    started = time.monotonic()
+    try:
+        with db.session_scope(runtime.sessions) as session:
+            if not search.has_vectors(session, current_model_id(runtime)):
+                return  # nothing to search yet: the first search loads lazily
+        embedder = query_embedder(runtime)
+        index = vector_index(runtime, embedder.model_id, one_shot=False)
+        with db.session_scope(runtime.sessions) as session:
+            index.refresh(session, force=True)
+    except MonitorError as exc:
+        event(log, logging.WARNING, "search warm-up failed", error=str(exc))
+        return
+    event(
+        log,
+        logging.INFO,
+        "search ready",
+        vectors=len(index),
+        seconds=round(time.monotonic() - started, 1),
+    )
+
+
 def current_model_id(runtime: Runtime) -> str:
     """The model id whose vectors count as "embedded" (for the backlog metric), without
-    loading the model: ``monitor.embed.model_id_for(config.model)`` when that module exists
-    (it is what the matching stage stores), else the configured model name (the shim's id)."""
-    embedder = runtime.resources.get(EMBEDDER_KEY)
-    if embedder is not None:
-        return str(embedder.model_id)
-    try:
-        embed: Any = importlib.import_module("monitor.embed")
-    except ModuleNotFoundError:
-        return runtime.config.model.name
-    return str(embed.model_id_for(runtime.config.model))
+    loading the model: the id the matching stage stores with its vectors."""
+    return model_id_for(runtime.config.model)

@@ -474,3 +474,11 @@ def metrics_snapshot(session: Session, model_id: str) -> dict[str, Any]:
         "deliveries": {k: int(v) for k, v in deliveries.items()},
         "attempts": (int(attempts[0]), float(attempts[1])),
     }
+
+
+def has_vectors(session: Session, model_id: str) -> bool:
+    """Whether any article has a vector from ``model_id`` (cheap: one index probe)."""
+    found = session.scalar(
+        select(Embedding.article_id).where(Embedding.model_id == model_id).limit(1)
+    )
+    return found is not None

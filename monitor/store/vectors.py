@@ -51,11 +51,18 @@ class VectorIndex:
     """All vectors of one model, with each article's publication time and language for filters."""
 
     def __init__(
-        self, model_id: str, cache_dir: Path | None = None, min_refresh_interval_s: float = 0.0
+        self,
+        model_id: str,
+        cache_dir: Path | None = None,
+        min_refresh_interval_s: float = 0.0,
+        *,
+        write_cache: bool = True,
     ) -> None:
         self.model_id = model_id
         self.cache_dir = cache_dir
         self.min_refresh_interval_s = min_refresh_interval_s
+        # a long-lived server only reads the cache to start fast; one-shot CLI runs keep it fresh
+        self.write_cache = write_cache
         self.ids = np.zeros(0, dtype=np.int64)
         self.published = np.zeros(0, dtype=np.int64)
         self.lang = np.zeros(0, dtype=_LANG_DTYPE)
@@ -114,7 +121,7 @@ class VectorIndex:
                 return 0
             changed = self._refresh_locked(session)
             self._last_refresh = time.monotonic()
-            if changed:
+            if changed and self.write_cache:
                 self._save_cache()
             return changed
 

@@ -196,3 +196,20 @@ def test_pending_claim_skips_rows_locked_by_another_worker(
         assert other == ids[2:]
     finally:
         rt.close()
+
+
+def test_live_batches_hold_only_live_articles_and_history_batches_are_short(
+    runtime: Runtime,
+) -> None:
+    live = add_articles(runtime, [(OFF_TOPIC, NOW, False)])
+    add_articles(
+        runtime, [(OFF_TOPIC, NOW - timedelta(days=1, minutes=i), True) for i in range(20)]
+    )
+    report = stage.MatchReport()
+    assert stage._match_batch(runtime, 64, report) == 1  # the live one, not 63 history with it
+    with db.session_scope(runtime.sessions) as session:
+        article = session.get(Article, live[0])
+        assert article is not None
+        assert article.matched_at is not None
+        assert store.count_pending(session) == 20
+    assert stage._match_batch(runtime, 64, report) == 64 // stage.HISTORY_BATCH_DIVISOR

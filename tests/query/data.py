@@ -155,6 +155,7 @@ def populate(session: Session, n_matches: int = 12, model_id: str = MODEL_ID) ->
         a = article(f"Sanctions on shipping firms {i}", feeds[0], hours_ago=30 + 24 * 9 * i)
         match(a, sanctions, 0.6 - 0.2 * i, explanation={})  # missing keys must be tolerated
     hostile = article(HOSTILE_TITLE, feeds[0], hours_ago=0.5)
+    hostile.link = "javascript:window.__pwned=3"
     out.hostile_match = match(
         hostile, alliance, 0.9, explanation={"passage": "<b>bold</b> passage & <i>more</i>"}
     ).id

@@ -133,6 +133,20 @@ def test_article_feeds_topics(open_client, env) -> None:
     assert topics == {"alliance": 13, "sanctions": 2}
 
 
+def test_page_feedback_refuses_cross_site_posts(open_client, env) -> None:
+    url = f"/feedback/{env.seeded.matches[0]}"
+    evil = open_client.post(
+        url, data={"relevant": "1"}, headers={"Origin": "http://evil.test"}, follow_redirects=False
+    )
+    assert evil.status_code == 403
+    same = open_client.post(
+        url, data={"relevant": "1"}, headers={"Origin": "http://testserver"}, follow_redirects=False
+    )
+    assert same.status_code == 303
+    with db.session_scope(env.runtime.sessions) as s:
+        assert [r.relevant for r in s.scalars(select(Feedback))] == [True]
+
+
 def test_feedback_round_trip(client, env) -> None:
     match_id = env.seeded.matches[2]
     url = f"/api/matches/{match_id}/feedback"

@@ -152,3 +152,14 @@ def test_search_command_with_the_real_model(env, embedder) -> None:
     assert len(rows) == 4
     cache = Path(env.config.database_url.split("///", 1)[1] + ".vectors")
     assert list(cache.rglob("vectors.npy"))  # the next run memory-maps this
+
+
+def test_server_warm_up_loads_vectors_before_the_first_search(env, embedder) -> None:
+    from monitor.pipeline.querying import EMBEDDER_KEY, INDEX_KEY, warm_up
+
+    env.runtime.resources[EMBEDDER_KEY] = embedder
+    warm_up(env.runtime)  # no vectors for this model yet: nothing loaded, no error
+    assert f"{INDEX_KEY}:{embedder.model_id}" not in env.runtime.resources
+    store_real_vectors(env.runtime.sessions, embedder)
+    warm_up(env.runtime)
+    assert len(env.runtime.resources[f"{INDEX_KEY}:{embedder.model_id}"]) == 4

@@ -82,7 +82,9 @@ def test_page_shows_matches_escaped_and_takes_feedback(base_url, page, env) -> N
     page.goto(base_url + "/")
     hostile = page.locator(f"li#m{env.seeded.hostile_match}")
     assert hostile.locator("a.title").inner_text() == HOSTILE_TITLE  # shown as text
-    assert page.evaluate("window.__pwned") is None  # neither payload ran
+    assert hostile.locator("a.title").get_attribute("href") == "#"  # javascript: link dropped
+    hostile.locator("a.title").click()
+    assert page.evaluate("window.__pwned") is None  # no payload ran, not even on click
     assert page.locator("#topics script, #topics img").count() == 0
     assert hostile.locator("blockquote.passage").inner_text() == (
         "<b>bold</b> passage & <i>more</i>"
