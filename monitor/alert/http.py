@@ -7,10 +7,8 @@ and the start of the body, because that is what a user needs to fix a webhook.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import ssl
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,24 +18,9 @@ import httpx
 from monitor import __version__
 from monitor.alert import netdiag
 from monitor.errors import DeliveryError, PermanentDeliveryError
+from monitor.http_headers import parse_retry_after
 
 BODY_IN_ERROR = 300
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @lru_cache(maxsize=1)

@@ -27,8 +27,6 @@ import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +35,7 @@ from monitor import __version__
 from monitor.config import PollingConfig
 from monitor.domain import FeedRef, FetchResult
 from monitor.errors import FetchError, FetchTimeout, ResponseTooLarge, TooManyRedirects
+from monitor.http_headers import parse_retry_after
 
 PROJECT_URL = "https://github.com/monitor-news/monitor"
 DEFAULT_USER_AGENT = f"monitor/{__version__} (+{PROJECT_URL})"
@@ -54,22 +53,6 @@ _NO_CACHE_RE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\b", re.IGNORECASE)
 def user_agent(config: PollingConfig) -> str:
     """The configured User-Agent, else ``monitor/<version> (+project URL)``."""
     return config.user_agent or DEFAULT_USER_AGENT
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def parse_max_age(value: str | None) -> float | None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from monitor.config import parse_duration
 from monitor.errors import NotFoundError
+from monitor.store import matching
 from monitor.store.models import (
     Article,
     Delivery,
@@ -328,31 +329,12 @@ def _deliveries_by_match(session: Session, match_ids: list[int]) -> dict[int, li
 
 def record_feedback(session: Session, match_id: int, relevant: bool) -> dict[str, Any]:
     """Store (or change) a user's judgement of a match; one row per (article, topic)."""
-    match = session.get(Match, match_id)
-    if match is None:
-        raise NotFoundError(f"no match {match_id}")
-    row = session.scalar(
-        select(Feedback).where(
-            Feedback.article_id == match.article_id, Feedback.topic_id == match.topic_id
-        )
-    )
-    if row is None:
-        row = Feedback(
-            article_id=match.article_id,
-            topic_id=match.topic_id,
-            match_id=match.id,
-            relevant=relevant,
-        )
-        session.add(row)
-    else:
-        row.relevant, row.match_id = relevant, match.id
-        row.created_at = datetime.now(UTC)
-    session.flush()
+    row = matching.record_feedback(session, match_id, relevant)
     return {
-        "match_id": match.id,
-        "article_id": match.article_id,
-        "topic_id": match.topic_id,
-        "relevant": relevant,
+        "match_id": row.match_id,
+        "article_id": row.article_id,
+        "topic_id": row.topic_id,
+        "relevant": row.relevant,
     }
 
 

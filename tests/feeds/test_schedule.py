@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from monitor.feeds.fetch import parse_max_age, parse_retry_after
+from monitor.feeds.fetch import parse_max_age
 from monitor.feeds.schedule import (
     Bounds,
     error_delay,
@@ -13,6 +13,7 @@ from monitor.feeds.schedule import (
     next_poll_after_success,
     success_delay,
 )
+from monitor.http_headers import parse_retry_after
 
 B = Bounds(interval_s=900, min_interval_s=60, max_interval_s=21600, error_backoff_cap_s=21600)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
