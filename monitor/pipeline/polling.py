@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -93,6 +94,8 @@ class _Poller:
         self.started = _now()  # one run polls what was due when it started, once
         self._writes: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
+        # feed id -> monotonic time after which starting its fetch could outlive the lease
+        self._start_by: dict[int, float] = {}
 
     async def _db(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -118,7 +121,7 @@ class _Poller:
 
     def _claim(self) -> list[FeedRef]:
         with db.session_scope(self.runtime.sessions) as session:
-            return store.claim_due(
+            feeds = store.claim_due(
                 session,
                 self.runtime.worker_id,
                 now=_now(),
@@ -126,6 +129,16 @@ class _Poller:
                 limit=self.batch,
                 due_before=self.started,
             )
+        # a fetch started later than this could still run when the lease ends, and another
+        # worker could then poll the same feed: such a feed is released and claimed afresh
+        start_by = time.monotonic() + self.lease_s - self.cfg.total_timeout - self.cfg.parse_timeout
+        self._start_by.update((f.id, start_by - 5.0) for f in feeds)
+        return feeds
+
+    def _should_skip(self, feed: FeedRef) -> bool:
+        """Stop requested, or the lease is too close to its end to start this fetch."""
+        late = time.monotonic() > self._start_by.get(feed.id, float("inf"))
+        return self.runtime.stop.is_set() or late
 
     async def _poll_one(self, fetcher: Fetcher, feed: FeedRef) -> None:
         if self.runtime.stop.is_set():
@@ -133,7 +146,7 @@ class _Poller:
             return
         now = _now()
         try:
-            result = await fetcher.fetch(feed, should_stop=self.runtime.stop.is_set)
+            result = await fetcher.fetch(feed, should_stop=lambda: self._should_skip(feed))
             if result.skipped:
                 await self._db(self._release, feed)
                 return
