@@ -14,12 +14,9 @@ from pathlib import Path
 from monitor.store.models import Article, Feed
 from tests.faults.conftest import StartDaemon
 from tests.support.daemonproc import (
-    DELIVERY_BUILT,
-    MATCHING_BUILT,
     MODEL_WAIT_S,
     Db,
     config_text,
-    needs_polling,
     wait_until,
 )
 from tests.support.faults import AlertReceiver, FeedFarm, Item
@@ -60,7 +57,6 @@ def integrity(path: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
-@needs_polling
 def test_kill_9_at_random_points_then_restart(
     server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig, tmp_path: Path
 ) -> None:
@@ -93,21 +89,19 @@ def test_kill_9_at_random_points_then_restart(
         [daemon],
     )
     assert store.count(Article) == len(links), f"an entry was stored twice (seed {seed})"
-    if MATCHING_BUILT and DELIVERY_BUILT:
-        wait_until(
-            lambda: all(slack.delivered(on_topic).values()),
-            MODEL_WAIT_S,
-            "an alert per on-topic entry",
-            [daemon],
-        )
-        time.sleep(2)  # a duplicate would show up now
-        assert slack.delivered(on_topic) == dict.fromkeys(on_topic, 1), f"seed {seed}"
+    wait_until(
+        lambda: all(slack.delivered(on_topic).values()),
+        MODEL_WAIT_S,
+        "an alert per on-topic entry",
+        [daemon],
+    )
+    time.sleep(2)  # a duplicate would show up now
+    assert slack.delivered(on_topic) == dict.fromkeys(on_topic, 1), f"seed {seed}"
     assert daemon.stop() == 0
     assert integrity(db_path) == "ok"
     store.close()
 
 
-@needs_polling
 def test_sighup_with_a_broken_config_keeps_the_running_one(
     server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig, sqlite_url: str
 ) -> None:

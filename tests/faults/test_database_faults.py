@@ -20,12 +20,9 @@ from monitor.store.models import Article
 from tests.faults.conftest import StartDaemon
 from tests.faults.test_crash_and_reload import publish_over_time
 from tests.support.daemonproc import (
-    DELIVERY_BUILT,
-    MATCHING_BUILT,
     MODEL_WAIT_S,
     Db,
     config_text,
-    needs_polling,
     wait_until,
 )
 from tests.support.faults import AlertReceiver, FeedFarm, Item, rss
@@ -47,7 +44,6 @@ def terminate_connections(pg_url: str) -> int:
     return len(rows)
 
 
-@needs_polling
 def test_postgresql_connections_killed_during_cycles(
     pg_url: str, server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig
 ) -> None:
@@ -72,15 +68,14 @@ def test_postgresql_connections_killed_during_cycles(
         [daemon],
     )
     assert store.count(Article) == len(links)
-    if MATCHING_BUILT and DELIVERY_BUILT:
-        wait_until(
-            lambda: all(slack.delivered(on_topic).values()),
-            MODEL_WAIT_S,
-            "an alert per on-topic entry",
-            [daemon],
-        )
-        time.sleep(2)
-        assert slack.delivered(on_topic) == dict.fromkeys(on_topic, 1)
+    wait_until(
+        lambda: all(slack.delivered(on_topic).values()),
+        MODEL_WAIT_S,
+        "an alert per on-topic entry",
+        [daemon],
+    )
+    time.sleep(2)
+    assert slack.delivered(on_topic) == dict.fromkeys(on_topic, 1)
     store.close()
     assert daemon.stop() == 0
 
@@ -105,7 +100,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-@needs_polling
 def test_sqlite_disk_full(
     server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig, small_disk: Path
 ) -> None:

@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 
 from monitor.store.models import DeliveryAttempt
 from tests.faults.conftest import StartDaemon, seed_outbox
-from tests.support.daemonproc import Db, config_text, needs_delivery, wait_until
+from tests.support.daemonproc import Db, config_text, wait_until
 from tests.support.faults import AlertReceiver
 from tests.support.httpserver import LocalServer, Reply
 
@@ -21,7 +21,6 @@ WriteConfig = Callable[..., Path]
 LINKS = [f"http://news.example/seeded/{n}" for n in range(5)]
 
 
-@needs_delivery
 def test_slack_answering_429_then_500_for_a_while(
     server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig, sqlite_url: str
 ) -> None:
@@ -64,7 +63,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@needs_delivery
 def test_smtp_down_then_up(
     start_daemon: StartDaemon, write_config: WriteConfig, sqlite_url: str
 ) -> None:

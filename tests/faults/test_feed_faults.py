@@ -11,12 +11,9 @@ from pathlib import Path
 from monitor.store.models import Article
 from tests.faults.conftest import StartDaemon
 from tests.support.daemonproc import (
-    DELIVERY_BUILT,
-    MATCHING_BUILT,
     MODEL_WAIT_S,
     Db,
     config_text,
-    needs_polling,
     wait_until,
 )
 from tests.support.faults import (
@@ -61,7 +58,6 @@ def _items(name: str, start: datetime) -> list[Item]:
     ]
 
 
-@needs_polling
 def test_feed_server_errors_are_recorded_and_recovered(
     server: LocalServer, start_daemon: StartDaemon, write_config: WriteConfig, sqlite_url: str
 ) -> None:
@@ -105,15 +101,14 @@ def test_feed_server_errors_are_recorded_and_recovered(
     for feed in store.feeds():
         assert feed.consecutive_errors == 0, feed.url
         assert feed.last_success_at is not None, feed.url
-    if MATCHING_BUILT and DELIVERY_BUILT:
-        on_topic = [link for link in links if link.endswith("/nk")]
-        wait_until(
-            lambda: all(slack.delivered(on_topic).values()),
-            MODEL_WAIT_S,
-            "an alert per on-topic entry",
-            [daemon],
-        )
-        assert slack.delivered(on_topic) == dict.fromkeys(on_topic, 1)
+    on_topic = [link for link in links if link.endswith("/nk")]
+    wait_until(
+        lambda: all(slack.delivered(on_topic).values()),
+        MODEL_WAIT_S,
+        "an alert per on-topic entry",
+        [daemon],
+    )
+    assert slack.delivered(on_topic) == dict.fromkeys(on_topic, 1)
     assert daemon.stop() == 0
     daemon.assert_clean_log()
     store.close()
@@ -126,7 +121,6 @@ def _vm_hwm_kb(pid: int) -> int:
     return 0
 
 
-@needs_polling
 def test_hostile_feeds_do_not_hurt_the_daemon(
     server: LocalServer,
     start_daemon: StartDaemon,

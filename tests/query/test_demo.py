@@ -1,8 +1,6 @@
 """`monitor demo` end to end: sample feeds -> polling -> matching -> console alerts.
 
-INTEGRATION test: it needs the polling (issue 3) and matching (issue 4) stages, which are built
-on other branches. Until they are merged the stage entry points are the skeleton's placeholders
-and this test is skipped with that reason; after the merge it runs for real.
+INTEGRATION test: the real polling, matching and delivery stages with the packaged model.
 """
 
 from __future__ import annotations
@@ -14,11 +12,6 @@ import sys
 import pytest
 
 from monitor.demo import FEEDS, render_feed
-from monitor.pipeline import matching, polling
-
-STAGES_MISSING = "NOT BUILT YET" in (polling.poll_due.__doc__ or "") or "NOT BUILT YET" in (
-    matching.match_new.__doc__ or ""
-)
 
 
 def test_sample_feeds_hold_back_new_items_until_published() -> None:
@@ -39,7 +32,6 @@ def test_sample_feeds_hold_back_new_items_until_published() -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.skipif(STAGES_MISSING, reason="polling/matching stages not merged on this branch")
 def test_demo_raises_alerts_for_the_story_only(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "monitor", "demo", "--keep", str(tmp_path)],

@@ -16,10 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
-from monitor.pipeline import delivery, matching, polling
 from monitor.store import db
 from monitor.store.models import Article, Delivery, Feed
 
@@ -28,23 +26,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # loading the model in a fresh daemon takes seconds alone, over a minute on a loaded 2-core box
 MODEL_WAIT_S = 180.0
 ON_TOPIC_DESCRIPTION = "North Korea sends artillery shells and missiles to Russia for its war"
-
-
-def _built(function: Callable[..., Any]) -> bool:
-    return "NOT BUILT" not in (function.__doc__ or "")
-
-
-POLLING_BUILT = _built(polling.poll_due)
-MATCHING_BUILT = _built(matching.match_new)
-DELIVERY_BUILT = _built(delivery.dispatch_due)
-
-# markers: a test runs once the stages it exercises are merged into this branch
-needs_polling = pytest.mark.skipif(not POLLING_BUILT, reason="polling stage not merged yet")
-needs_delivery = pytest.mark.skipif(not DELIVERY_BUILT, reason="delivery stage not merged yet")
-needs_pipeline = pytest.mark.skipif(
-    not (POLLING_BUILT and MATCHING_BUILT and DELIVERY_BUILT),
-    reason="polling, matching and delivery stages not all merged yet",
-)
 
 
 def config_text(
