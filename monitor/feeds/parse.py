@@ -25,6 +25,7 @@ import html
 import multiprocessing
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -296,6 +297,13 @@ def _warm() -> int:
     return os.getpid()
 
 
+def _ignore_interrupts() -> None:
+    """Parser workers leave Ctrl-C to the daemon, which shuts the pool down itself; otherwise a
+    Ctrl-C in a terminal (sent to the whole process group) prints a traceback from every
+    worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class ParserPool:
     """Runs :func:`parse_feed` in worker processes, each parse under a time limit.
 
@@ -318,7 +326,9 @@ class ParserPool:
         self.replaced = 0  # how many times a pool was killed and replaced (for reports/tests)
 
     def _start(self) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(self.workers, mp_context=self._context)
+        executor = ProcessPoolExecutor(
+            self.workers, mp_context=self._context, initializer=_ignore_interrupts
+        )
         for future in [executor.submit(_warm) for _ in range(self.workers)]:
             future.result(timeout=120)
         return executor
