@@ -113,6 +113,21 @@ class ProcessTree:
         return max((s.cpu_s for s in self.samples), default=0.0)
 
 
+def shipped_base(config_path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The shipped config and its topics, seed paths made absolute, alerting only "slack"."""
+    import tomllib
+
+    base_path = Path(config_path).resolve()
+    base = tomllib.loads(base_path.read_text(encoding="utf-8"))
+    topics = []
+    for topic in base.get("topics", []):
+        topic = dict(topic)
+        topic["seed"] = [str((base_path.parent / s).resolve()) for s in topic.get("seed", [])]
+        topic["channels"] = ["slack"]
+        topics.append(topic)
+    return base, topics
+
+
 def start_daemon(config: Path, log: TextIO) -> subprocess.Popen[bytes]:
     """``python -m monitor --config CONFIG run`` with this checkout first on the path."""
     env = {

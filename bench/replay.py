@@ -26,14 +26,21 @@ import resource
 import sys
 import tempfile
 import time
-import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import REPO_ROOT, ProcessTree, dump_toml, mb, start_daemon, stop_daemon
+from common import (
+    REPO_ROOT,
+    ProcessTree,
+    dump_toml,
+    mb,
+    shipped_base,
+    start_daemon,
+    stop_daemon,
+)
 
 from tests.support.faults import FeedFarm, Item
 from tests.support.httpserver import LocalServer, Reply
@@ -98,14 +105,7 @@ def write_config(
     args: argparse.Namespace, workdir: Path, feed_urls: list[str], slack_url: str
 ) -> Path:
     """The shipped topics and model, one Slack channel, intervals scaled to the clock."""
-    base_path = Path(args.config).resolve()
-    base = tomllib.loads(base_path.read_text(encoding="utf-8"))
-    topics = []
-    for topic in base.get("topics", []):
-        topic = dict(topic)
-        topic["seed"] = [str((base_path.parent / s).resolve()) for s in topic.get("seed", [])]
-        topic["channels"] = ["slack"]
-        topics.append(topic)
+    base, topics = shipped_base(args.config)
     interval = args.interval
     story_window_s = max(60.0, 48 * 3600 / args.speed)  # 48 simulated hours
     data: dict[str, Any] = {

@@ -21,7 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import REPO_ROOT, ProcessTree, dump_toml, mb, start_daemon, stop_daemon
+from common import (
+    REPO_ROOT,
+    ProcessTree,
+    dump_toml,
+    mb,
+    shipped_base,
+    start_daemon,
+    stop_daemon,
+)
 
 from tests.support.faults import FeedFarm, Item
 from tests.support.httpserver import LocalServer, Reply
@@ -79,16 +87,7 @@ def make_items(
 
 
 def write_config(args: argparse.Namespace, workdir: Path, urls: list[str], slack: str) -> Path:
-    import tomllib
-
-    base_path = Path(args.config).resolve()
-    base = tomllib.loads(base_path.read_text(encoding="utf-8"))
-    topics = []
-    for topic in base.get("topics", []):
-        topic = dict(topic)
-        topic["seed"] = [str((base_path.parent / s).resolve()) for s in topic.get("seed", [])]
-        topic["channels"] = ["slack"]
-        topics.append(topic)
+    base, topics = shipped_base(args.config)
     data: dict[str, Any] = {
         "database": {"url": args.database_url or f"sqlite:///{workdir / 'soak.db'}"},
         "model": base.get("model", {}),
