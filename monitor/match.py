@@ -69,9 +69,11 @@ _FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "�
 _SEPARATOR = r"[\W_]+"
 
 
+@lru_cache(maxsize=1024)
 def normalize(text: str) -> str:
     """Casefold and strip accents, keeping letters of every script intact.
 
+    Cached: the matching stage normalises each article once per topic, with the same string.
     NFKD splits accented letters into base + combining mark; the marks are dropped and NFC
     recomposes what is left (so Hangul syllables come back whole, and ``й`` becomes ``и``).
     """

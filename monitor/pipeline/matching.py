@@ -34,6 +34,11 @@ EMBEDDER_KEY = "embedder"
 # History batches are smaller than live ones: a fresh article waits at most for the history
 # batch in flight, and on CPU a batch of 16 embeds nearly as fast per text as one of 64.
 HISTORY_BATCH_DIVISOR = 4
+# Live articles are claimed up to this many model batches at once and embedded in one call:
+# sentence-transformers sorts the texts of a call by length before batching, so one call over
+# 512 texts pads far less than eight calls over 64 (measured: the stage went from 76% to over
+# 90% of raw encode throughput). History batches stay small so a fresh article never waits long.
+LIVE_BATCH_MULTIPLIER = 8
 TOPICS_KEY = "topic_models"
 
 
@@ -161,13 +166,14 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
     """One transaction: claim a batch, embed, score, record. Returns articles handled."""
     started = time.monotonic()
     with db.session_scope(runtime.sessions) as session:
-        articles = store.claim_pending(session, batch_size)
+        # live articles never wait for history ones embedded alongside them
+        articles = store.claim_pending(session, batch_size * LIVE_BATCH_MULTIPLIER, history=False)
+        if not articles:  # only history is pending: keep the batch short
+            articles = store.claim_pending(
+                session, max(1, batch_size // HISTORY_BATCH_DIVISOR), history=True
+            )
         if not articles:
             return 0
-        if articles[0].is_history:  # only history is pending: keep the batch short
-            articles = articles[: max(1, batch_size // HISTORY_BATCH_DIVISOR)]
-        else:  # live articles never wait for history ones embedded alongside them
-            articles = [a for a in articles if not a.is_history]
         embedder = get_embedder(runtime)
         models = topic_models(runtime, session)
         vectors, embedded = ensure_vectors(

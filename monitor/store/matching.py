@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.errors import MonitorError, NotFoundError
@@ -24,14 +24,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def claim_pending(session: Session, limit: int) -> list[Article]:
-    """Up to ``limit`` unmatched articles: non-history first, newest published first."""
-    query = (
-        select(Article)
-        .where(Article.matched_at.is_(None))
-        .order_by(Article.is_history.asc(), Article.published_at.desc(), Article.id.desc())
-        .limit(limit)
-    )
+def claim_pending(session: Session, limit: int, *, history: bool | None = None) -> list[Article]:
+    """Up to ``limit`` unmatched articles, newest published first: non-history before history,
+    or only one kind when ``history`` is given (so only the rows used are locked)."""
+    query = select(Article).where(Article.matched_at.is_(None))
+    if history is not None:
+        query = query.where(Article.is_history.is_(history))
+    query = query.order_by(
+        Article.is_history.asc(), Article.published_at.desc(), Article.id.desc()
+    ).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Article)
     return list(session.scalars(query))
@@ -55,9 +56,19 @@ def load_vectors(session: Session, article_ids: Iterable[int], model_id: str) ->
 
 
 def save_vectors(session: Session, model_id: str, dim: int, vectors: dict[int, bytes]) -> None:
-    """Store new vectors; an article keeps one row per model that embedded it."""
-    for article_id, data in vectors.items():
-        session.merge(Embedding(article_id=article_id, model_id=model_id, dim=dim, vector=data))
+    """Store vectors that ``load_vectors`` did not find for ``model_id``, in one executemany.
+
+    An article keeps one row per model that embedded it. The caller holds the articles (claimed
+    rows, locked on PostgreSQL), so no other worker inserts the same keys meanwhile.
+    """
+    if vectors:
+        session.execute(
+            insert(Embedding),
+            [
+                {"article_id": aid, "model_id": model_id, "dim": dim, "vector": data}
+                for aid, data in vectors.items()
+            ],
+        )
 
 
 def active_topics(session: Session) -> dict[str, Topic]:

@@ -114,8 +114,10 @@ def test_article_published_during_backlog_is_taken_by_the_next_batch(
         fresh: list[int] = []
         original = store.claim_pending
 
-        def claim_and_publish(session: Session, limit: int) -> list[Article]:
-            batch = original(session, limit)
+        def claim_and_publish(
+            session: Session, limit: int, *, history: bool | None = None
+        ) -> list[Article]:
+            batch = original(session, limit, history=history)
             if not fresh:  # an article arrives while the first batch is being processed
                 fresh.extend(add_articles(rt, [(ON_TOPIC, NOW, False)]))
             return batch
