@@ -40,6 +40,7 @@ import feedparser
 
 from monitor.domain import Entry, ParsedFeed
 from monitor.errors import ParseError
+from monitor.feeds.plainrss import read_plain_rss
 
 FUTURE_TOLERANCE = timedelta(minutes=15)  # clock skew we accept before clamping a date
 MAX_KEY_CHARS = 200
@@ -245,23 +246,35 @@ def parse_feed(
     content_type: str = "",
     fetched_at: datetime,
     default_language: str = "",
+    plain_rss: bool = True,
 ) -> ParsedFeed:
     """Parse fetched bytes into a :class:`ParsedFeed`; raise :class:`ParseError` if unusable.
 
     A malformed ("bozo") feed that still yields entries is used; one that yields nothing is an
     error. Entries repeating an earlier entry's key within the same document are dropped.
+    Plain RSS 2.0 takes the fast path of :mod:`monitor.feeds.plainrss` (``plain_rss=False``
+    forces feedparser, to compare the two).
     """
-    # No content-location: feedparser would resolve guids against it and change their keys.
     # A missing Content-Type is read as XML (the XML declaration then names the encoding).
-    headers = {"content-type": content_type or "application/xml"}
-    result = feedparser.parse(
-        body, sanitize_html=False, resolve_relative_uris=False, response_headers=headers
-    )
-    feed = result.get("feed") or {}
-    raw_entries = result.get("entries") or []
-    reason = str(result.get("bozo_exception") or "") if result.get("bozo") else ""
-    if not raw_entries and (reason or not result.get("version")):
-        raise ParseError(f"not a usable feed: {reason or 'no RSS/Atom content found'}"[:500])
+    content_type = content_type or "application/xml"
+    plain = read_plain_rss(body, content_type) if plain_rss else None
+    if plain is not None:  # plain RSS 2.0: the same fields, read without feedparser's cost
+        feed, raw_entries = plain
+        bozo, reason = False, ""
+    else:
+        # No content-location: feedparser would resolve guids against it and change their keys.
+        result = feedparser.parse(
+            body,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+            response_headers={"content-type": content_type},
+        )
+        feed = result.get("feed") or {}
+        raw_entries = result.get("entries") or []
+        bozo = bool(result.get("bozo"))
+        reason = str(result.get("bozo_exception") or "") if bozo else ""
+        if not raw_entries and (reason or not result.get("version")):
+            raise ParseError(f"not a usable feed: {reason or 'no RSS/Atom content found'}"[:500])
     feed_language = _language(feed.get("language"), default_language)
     entries = _unique(
         _entry(raw, base_url=url, feed_language=feed_language, fetched_at=fetched_at)
@@ -273,7 +286,7 @@ def parse_feed(
         language=feed_language,
         ttl_s=_ttl_s(feed),
         entries=tuple(entries),
-        bozo=bool(result.get("bozo")),
+        bozo=bozo,
         bozo_reason=reason[:500],
     )
 
