@@ -32,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from monitor.config import load_config
 from monitor.errors import ConfigError, DatabaseError, MonitorError
 from monitor.logs import event
+from monitor.memory import release_free_memory
 from monitor.pipeline import cycle
 from monitor.pipeline.delivery import dispatch_due
 from monitor.pipeline.matching import match_new
@@ -118,6 +119,8 @@ class Daemon:
             except Exception:
                 # the loop never dies: log with traceback, the next tick tries again
                 log.exception("stage crashed", extra={"fields": {"stage": name}})
+            finally:
+                release_free_memory()  # each stage's garbage leaves the process, not an arena
 
         return run
 
