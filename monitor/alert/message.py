@@ -1,4 +1,11 @@
-"""Plain data a channel sends: no SQLAlchemy here, the pipeline turns rows into these."""
+"""Plain data a channel sends: no SQLAlchemy here, the pipeline turns rows into these.
+
+Every text field comes from feeds, feed servers or config, so it is cleaned here, once, when an
+:class:`Alert` or :class:`Message` is made, rather than in each channel: bidi controls
+(U+202E can make ``gpj.exe`` read as ``exe.jpg``) and C0/C1 control characters are removed from
+every field a user sees, and a link that is not http(s) (``javascript:``, ``data:``) becomes
+``""``, so no channel can show it as a link.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,54 @@ from typing import Literal
 
 MessageKind = Literal["alert", "digest", "health", "test"]
 
+# Unicode bidi controls: embeddings/overrides, isolates, marks (LRM, RLM, ALM)
+_BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_C0_C1 = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+_SEPARATORS = [0x2028, 0x2029]  # line and paragraph separators
+# one-line fields: any control or separator becomes a space, then spaces are folded
+_ONE_LINE = {**dict.fromkeys(_C0_C1 + _SEPARATORS, " "), **dict.fromkeys(_BIDI)}
+# multi-line fields keep newlines and tabs
+_MULTI_LINE = {
+    **dict.fromkeys(_C0_C1),
+    **dict.fromkeys(_BIDI),
+    **dict.fromkeys(_SEPARATORS, "\n"),
+    ord("\n"): "\n",
+    ord("\t"): "\t",
+}
+_LINK = dict.fromkeys(_C0_C1 + _BIDI + _SEPARATORS + [0x20])
+
+
+def one_line(text: str) -> str:
+    """``text`` without control or bidi characters, on one line with single spaces."""
+    return " ".join(text.translate(_ONE_LINE).split())
+
+
+def multi_line(text: str) -> str:
+    """``text`` without control or bidi characters; newlines (``\\r\\n`` too) and tabs kept."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").translate(_MULTI_LINE).strip()
+
+
+def http_link(url: str) -> str:
+    """The link if it is http(s), else ``""``: a ``javascript:`` link must never reach a user.
+
+    Control, bidi and space characters are removed first (browsers ignore tabs and newlines
+    inside a URL, so ``java\\tscript:`` must not slip past the scheme check either way).
+    """
+    url = url.translate(_LINK)
+    return url if url.lower().startswith(("http://", "https://")) else ""
+
+
+def _clean(obj: object, one_line_fields: tuple[str, ...], multi_line_fields: tuple[str, ...]) -> None:
+    for name in one_line_fields:
+        object.__setattr__(obj, name, one_line(getattr(obj, name)))
+    for name in multi_line_fields:
+        object.__setattr__(obj, name, multi_line(getattr(obj, name)))
+
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One matched article as a user sees it. Every text field is untrusted feed content."""
+    """One matched article as a user sees it. Every text field is untrusted feed content,
+    cleaned on construction (see the module docstring)."""
 
     topic: str
     title: str
@@ -23,13 +74,33 @@ class Alert:
     also_reported_by: tuple[str, ...] = ()
     is_story_update: bool = False
 
+    def __post_init__(self) -> None:
+        _clean(self, ("topic", "title", "source"), ("passage",))
+        object.__setattr__(self, "link", http_link(self.link))
+        others = tuple(name for name in map(one_line, self.also_reported_by) if name)
+        object.__setattr__(self, "also_reported_by", others)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Where a message sits in a digest sent as several messages (Slack holds 50 blocks)."""
+
+    index: int  # 1-based
+    count: int
+    total_alerts: int  # alerts in the whole digest, not in this part
+
+    @property
+    def label(self) -> str:
+        return f"part {self.index} of {self.count}"
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
     """What one delivery sends: a single alert, a digest of several, or an operator notice.
 
     ``recipients`` overrides the email channel's own list (per-topic recipients); ``notice`` is
-    the body of health and test messages, which carry no article.
+    the body of health and test messages, which carry no article; ``part`` is set when a digest
+    is one of several messages.
     """
 
     kind: MessageKind
@@ -39,6 +110,10 @@ class Message:
     recipients: tuple[str, ...] = ()
     created_at: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    part: Part | None = None
+
+    def __post_init__(self) -> None:
+        _clean(self, ("topic",), ("notice",))
 
     @property
     def headline(self) -> str:
@@ -47,6 +122,7 @@ class Message:
             prefix = "Update: " if self.alerts[0].is_story_update else ""
             return prefix + self.alerts[0].title
         if self.kind == "digest":
-            count = len(self.alerts)
-            return f"{count} new article{'s' if count != 1 else ''}"
+            count = self.part.total_alerts if self.part else len(self.alerts)
+            head = f"{count} new article{'s' if count != 1 else ''}"
+            return f"{head}, {self.part.label}" if self.part else head
         return self.notice.splitlines()[0] if self.notice else self.kind

@@ -1,24 +1,53 @@
 """Turn a :class:`Message` into what each channel sends: email text + HTML, Slack Block Kit,
 webhook JSON. Feed content is untrusted: HTML goes through Jinja2 autoescape, Slack text through
-:func:`slack_escape`, links that are not http(s) are dropped."""
+:func:`slack_escape`; links that are not http(s) and control characters were already removed
+when the :class:`~monitor.alert.message.Alert` was made.
+
+Slack rejects a whole message (HTTP 400, which is permanent) when it breaks a Block Kit limit,
+so every Slack field is cut to a size that keeps any one alert within those limits, and a digest
+goes out in parts of at most :data:`SLACK_ALERTS_PER_MESSAGE` alerts.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from monitor.alert.message import Alert, Message
+from monitor.alert.message import Alert, Message, Part, http_link
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-SLACK_TEXT_LIMIT = 2900  # a section block holds 3000 characters
+
+# Slack's documented limits (docs.slack.dev, Block Kit "blocks" and chat.postMessage)
+SLACK_MAX_BLOCKS = 50  # blocks in one message
+SLACK_TEXT_CHARS = 3000  # text of a section block, and of any text object
+SLACK_FALLBACK_CHARS = 40_000  # the top-level ``text``; Slack truncates beyond it
+# Our own caps on one alert's fields: long enough to read, short enough that an alert stays well
+# under the section limit even with a 2,048-character link and that a full part of a digest stays
+# small (Slack also refuses messages whose blocks hold too much text in total).
+SLACK_TITLE_CHARS = 300
+SLACK_LINK_CHARS = 2100  # longer links are not linked (parse keeps at most 2,048 characters)
+SLACK_FIELD_CHARS = 200  # source, topic
+SLACK_PASSAGE_CHARS = 600
+SLACK_LIST_CHARS = 300  # "also reported by"
+SLACK_BLOCKS_PER_ALERT = 5  # divider, title, context, passage, also-reported-by
+# a digest's heading block, then alerts: (50 - 1) // 5 = 9 alerts per message
+SLACK_ALERTS_PER_MESSAGE = (SLACK_MAX_BLOCKS - 1) // SLACK_BLOCKS_PER_ALERT
+ELLIPSIS = "\u2026"
 
 
 def safe_url(url: str) -> str:
     """Only http(s) links reach a user: a ``javascript:`` link in a feed becomes ``#``."""
-    return url if url.lower().startswith(("http://", "https://")) else "#"
+    return http_link(url) or "#"
+
+
+def max_alerts_per_message(channel_type: str) -> int | None:
+    """How many alerts one message of this channel type may hold (None: no limit), so the
+    pipeline can queue a long digest as several deliveries, each sent and retried alone."""
+    return SLACK_ALERTS_PER_MESSAGE if channel_type == "slack" else None
 
 
 @lru_cache(maxsize=2)
@@ -53,61 +82,100 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_fit(text: str, limit: int) -> str:
+    """``text`` escaped for Slack and, if longer than ``limit`` once escaped, cut with an
+    ellipsis. Measured after escaping (``&`` becomes five characters) and cut between
+    characters, so an entity is never split."""
+    escaped = slack_escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    pieces: list[str] = []
+    used = 0
+    for char in text:
+        piece = slack_escape(char)
+        if used + len(piece) > limit - len(ELLIPSIS):
+            break
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces).rstrip() + ELLIPSIS
+
+
 def _slack_link(url: str, title: str) -> str:
-    url = safe_url(url)
-    if url == "#":
-        return slack_escape(title)
+    text = slack_fit(title, SLACK_TITLE_CHARS)
+    url = http_link(url)
     # | and > end a Slack link; percent-encode them inside the URL
     url = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
-    return f"<{url}|{slack_escape(title)}>"
+    if not url or len(url) > SLACK_LINK_CHARS:
+        return text
+    return f"<{url}|{text}>"
+
+
+def _mrkdwn_section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _mrkdwn_context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _alert_blocks(alert: Alert) -> list[dict[str, Any]]:
+    """At most :data:`SLACK_BLOCKS_PER_ALERT` - 1 blocks (the divider is added by the caller)."""
     title = ("Update: " if alert.is_story_update else "") + alert.title
-    context = [f"*Source:* {slack_escape(alert.source)}"]
+    context = [f"*Source:* {slack_fit(alert.source, SLACK_FIELD_CHARS)}"]
     if alert.published_at:
         context.append(f"*Published:* {alert.published_at.strftime('%Y-%m-%d %H:%M UTC')}")
-    context += [f"*Topic:* {slack_escape(alert.topic)}", f"*Score:* {alert.score:.2f}"]
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": f"*{_slack_link(alert.link, title)}*"},
-        },
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": " | ".join(context)}]},
+    context += [
+        f"*Topic:* {slack_fit(alert.topic, SLACK_FIELD_CHARS)}",
+        f"*Score:* {alert.score:.2f}",
     ]
+    blocks = [_mrkdwn_section(f"*{_slack_link(alert.link, title)}*")]
+    blocks.append(_mrkdwn_context(" | ".join(context)))
     if alert.passage:
-        quoted = slack_escape(alert.passage[:SLACK_TEXT_LIMIT]).replace("\n", " ")
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"> {quoted}"}})
+        quoted = slack_fit(" ".join(alert.passage.split()), SLACK_PASSAGE_CHARS)
+        blocks.append(_mrkdwn_section(f"> {quoted}"))
     if alert.also_reported_by:
-        also = slack_escape(", ".join(alert.also_reported_by))
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"Also reported by: {also}"}],
-            }
-        )
+        also = slack_fit(", ".join(alert.also_reported_by), SLACK_LIST_CHARS)
+        blocks.append(_mrkdwn_context(f"Also reported by: {also}"))
     return blocks
 
 
 def slack_payload(message: Message) -> dict[str, Any]:
-    """An incoming-webhook body: ``text`` is the notification fallback, ``blocks`` the layout."""
+    """One incoming-webhook body: ``text`` is the notification fallback, ``blocks`` the layout.
+
+    Within Slack's limits only for at most :data:`SLACK_ALERTS_PER_MESSAGE` alerts: a longer
+    digest goes through :func:`slack_payloads`.
+    """
     blocks: list[dict[str, Any]] = []
     if message.kind in ("health", "test"):
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(message.notice)}}
-        )
+        blocks.append(_mrkdwn_section(slack_fit(message.notice, SLACK_TEXT_CHARS)))
     else:
         if message.kind == "digest":
-            head = f"*{slack_escape(message.headline)}* for topic {slack_escape(message.topic)}"
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": head}})
-        for index, alert in enumerate(message.alerts[:15]):  # Slack allows 50 blocks
+            headline = slack_fit(message.headline, SLACK_FIELD_CHARS)
+            topic = slack_fit(message.topic, SLACK_FIELD_CHARS)
+            blocks.append(_mrkdwn_section(f"*{headline}* for topic {topic}"))
+        for index, alert in enumerate(message.alerts):
             if index:
                 blocks.append({"type": "divider"})
             blocks.extend(_alert_blocks(alert))
-        if len(message.alerts) > 15:
-            more = f"...and {len(message.alerts) - 15} more"
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
-    return {"text": slack_escape(subject(message)), "blocks": blocks}
+    return {"text": slack_fit(subject(message), SLACK_FALLBACK_CHARS), "blocks": blocks}
+
+
+def slack_payloads(message: Message) -> list[dict[str, Any]]:
+    """The Slack messages for ``message``, in order: one, or a digest cut into parts of
+    :data:`SLACK_ALERTS_PER_MESSAGE` alerts, each marked "part i of n".
+
+    The pipeline already queues a long digest as one delivery per part (see
+    ``max_alerts_per_message``); this split only serves messages made otherwise.
+    """
+    size = SLACK_ALERTS_PER_MESSAGE
+    if len(message.alerts) <= size:
+        return [slack_payload(message)]
+    chunks = [message.alerts[i : i + size] for i in range(0, len(message.alerts), size)]
+    total = message.part.total_alerts if message.part else len(message.alerts)
+    return [
+        slack_payload(replace(message, alerts=chunk, part=Part(number, len(chunks), total)))
+        for number, chunk in enumerate(chunks, start=1)
+    ]
 
 
 def _alert_json(alert: Alert) -> dict[str, Any]:

@@ -19,6 +19,12 @@ Exactly-once story (what happens at each point a process can die)::
   to). The duplicate window is only the few milliseconds between the server's answer and our
   commit; Slack's incoming webhooks do not dedupe, so a kill exactly there can show one
   duplicate in Slack.
+- A digest too long for one message of its channel (Slack: 50 blocks) is queued as several
+  rows, one per part, with keys ``<digest key>``, ``<digest key>-part2``, ... all committed in
+  one transaction. Each part is claimed, sent, retried and recovered alone like any row, so a
+  failure or a kill during part 3 resends part 3 only, never parts 1 and 2; the parts go out
+  in order because a channel's rows are sent by id and a part waiting for a retry holds back
+  the later ones.
 - Two workers never own one row: claiming is a compare-and-set on the row (and
   ``FOR UPDATE SKIP LOCKED`` on PostgreSQL); the lease is renewed just before each send.
 
@@ -40,8 +46,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor.alert import Channel, make_channel
-from monitor.alert.message import Alert, Message
+from monitor.alert import Channel, make_channel, render
+from monitor.alert.message import Alert, Message, Part, http_link
 from monitor.alert.schedule import digest_slot, quiet_until
 from monitor.config import Config
 from monitor.errors import DeliveryError, MonitorError, NotFoundError, PermanentDeliveryError
@@ -324,6 +330,7 @@ def build_message(session: Session, config: Config, row: Delivery) -> Message:
             alerts=alerts,
             recipients=_recipients(config, topic),
             created_at=row.created_at,
+            part=_digest_part(payload),
         )
     alert = _alert_for(session, row.match_id, payload)
     if alert is None:
@@ -335,6 +342,14 @@ def build_message(session: Session, config: Config, row: Delivery) -> Message:
         recipients=_recipients(config, alert.topic),
         created_at=row.created_at,
     )
+
+
+def _digest_part(payload: dict[str, object]) -> Part | None:
+    """Which part of a split digest this row is (None for a digest sent whole)."""
+    index, count, total = payload.get("part"), payload.get("parts"), payload.get("total")
+    if not isinstance(index, int) or not isinstance(count, int) or count < 2:
+        return None
+    return Part(index, count, total if isinstance(total, int) else 0)
 
 
 def _recipients(config: Config, topic: str) -> tuple[str, ...]:
@@ -358,7 +373,7 @@ def _alert_for(session: Session, match_id: int | None, payload: dict[str, object
     explanation = match.explanation or {}
     return Alert(
         topic=topic.name,
-        title=article.title or article.link,
+        title=article.title or http_link(article.link) or "(untitled)",
         link=article.link,
         source=source,
         score=match.score,
@@ -383,11 +398,14 @@ def build_digests(runtime: Runtime) -> int:
         if channel is None:
             continue
         slot = digest_slot(now, channel.digest_schedule, channel.timezone)
-        built += _digest_channel(runtime, name, slot, now)
+        per_message = render.max_alerts_per_message(channel.type)
+        built += _digest_channel(runtime, name, slot, now, per_message)
     return built
 
 
-def _digest_channel(runtime: Runtime, name: str, slot: datetime, now: datetime) -> int:
+def _digest_channel(
+    runtime: Runtime, name: str, slot: datetime, now: datetime, per_message: int | None
+) -> int:
     with db.session_scope(runtime.sessions) as session:
         rows = store.queued_for_digest(session, name, slot)
         topics = sorted({(r.payload or {}).get("topic", "") for r in rows})
@@ -407,21 +425,7 @@ def _digest_channel(runtime: Runtime, name: str, slot: datetime, now: datetime) 
                     continue
                 for member in members:
                     member.status = store.DIGESTED
-                session.add(
-                    Delivery(
-                        channel=name,
-                        kind="digest",
-                        status=store.PENDING,
-                        idempotency_key=key,
-                        created_at=now,
-                        next_attempt_at=now,
-                        payload={
-                            "topic": topic,
-                            "slot": slot.isoformat(),
-                            "members": [m.id for m in members],
-                        },
-                    )
-                )
+                parts = _queue_digest(session, name, key, topic, slot, now, members, per_message)
             built += 1
             event(
                 log,
@@ -430,11 +434,49 @@ def _digest_channel(runtime: Runtime, name: str, slot: datetime, now: datetime) 
                 channel=name,
                 topic=topic,
                 alerts=len(members),
+                parts=parts,
                 slot=slot.isoformat(),
             )
         except IntegrityError:
             continue  # another worker built the same digest at the same moment
     return built
+
+
+def _queue_digest(
+    session: Session,
+    channel: str,
+    key: str,
+    topic: str,
+    slot: datetime,
+    now: datetime,
+    members: list[Delivery],
+    per_message: int | None,
+) -> int:
+    """Add the digest's outbox rows, one per part of at most ``per_message`` alerts, in order
+    (ids ascending), so each part is sent and retried alone; returns the number of parts."""
+    size = per_message or len(members)
+    chunks = [members[i : i + size] for i in range(0, len(members), size)]
+    for number, chunk in enumerate(chunks, start=1):
+        payload: dict[str, object] = {
+            "topic": topic,
+            "slot": slot.isoformat(),
+            "members": [m.id for m in chunk],
+        }
+        if len(chunks) > 1:
+            payload |= {"part": number, "parts": len(chunks), "total": len(members)}
+        session.add(
+            Delivery(
+                channel=channel,
+                kind="digest",
+                status=store.PENDING,
+                idempotency_key=key if number == 1 else f"{key}-part{number}",
+                created_at=now,
+                next_attempt_at=now,
+                payload=payload,
+            )
+        )
+        session.flush()  # ids in part order: a channel's rows are sent by id
+    return len(chunks)
 
 
 # -- feed health ----------------------------------------------------------------------------
