@@ -142,6 +142,28 @@ def canonical_link(link: str) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
 
 
+def display_link(link: str) -> str:
+    """The link users see (alerts, API, page): tracking parameters removed, and ``ref`` too.
+
+    Unlike :func:`canonical_link`, everything else is kept exactly as the feed wrote it (the
+    other parameters' encoding and order, the case, the fragment), since rewriting those can
+    break a link. Identity is not taken from it: the entry key and the canonical link still come
+    from the feed's own link, so articles stored before keep deduplicating. ``ref`` is removed
+    for display only, as adding it to the canonical form would change stored identities.
+    """
+    head, hash_mark, fragment = link.partition("#")
+    base, question_mark, query = head.partition("?")
+    if not question_mark or not base.lower().startswith(("http://", "https://")):
+        return link
+
+    def tracking(pair: str) -> bool:
+        key = next(iter(parse_qsl(pair, keep_blank_values=True)), ("", ""))[0].lower()
+        return key in TRACKING_PARAMS or key == "ref" or key.startswith(TRACKING_PREFIXES)
+
+    kept = "&".join(pair for pair in query.split("&") if not tracking(pair))
+    return base + ("?" + kept if kept else "") + hash_mark + fragment
+
+
 def _short_key(value: str) -> str:
     value = value.strip()
     if len(value) <= MAX_KEY_CHARS:
@@ -219,7 +241,7 @@ def _entry(
         published = fetched_at
     return Entry(
         entry_key=entry_key(guid, link, title, summary),
-        link=link,
+        link=display_link(link),
         canonical_link=canonical_link(link)[:2048],
         title=title,
         summary=summary,
