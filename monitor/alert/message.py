@@ -52,7 +52,9 @@ def http_link(url: str) -> str:
     return url if url.lower().startswith(("http://", "https://")) else ""
 
 
-def _clean(obj: object, one_line_fields: tuple[str, ...], multi_line_fields: tuple[str, ...]) -> None:
+def _clean(
+    obj: object, one_line_fields: tuple[str, ...], multi_line_fields: tuple[str, ...]
+) -> None:
     for name in one_line_fields:
         object.__setattr__(obj, name, one_line(getattr(obj, name)))
     for name in multi_line_fields:

@@ -26,8 +26,8 @@ SLACK_MAX_BLOCKS = 50  # blocks in one message
 SLACK_TEXT_CHARS = 3000  # text of a section block, and of any text object
 SLACK_FALLBACK_CHARS = 40_000  # the top-level ``text``; Slack truncates beyond it
 # Our own caps on one alert's fields: long enough to read, short enough that an alert stays well
-# under the section limit even with a 2,048-character link and that a full part of a digest stays
-# small (Slack also refuses messages whose blocks hold too much text in total).
+# under the section limit even with a 2,048-character link, and that a full part of a digest
+# stays a message someone can read.
 SLACK_TITLE_CHARS = 300
 SLACK_LINK_CHARS = 2100  # longer links are not linked (parse keeps at most 2,048 characters)
 SLACK_FIELD_CHARS = 200  # source, topic

@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from monitor.alert.message import Alert, Message, multi_line, one_line
 from monitor.alert import render
-from monitor.feeds.parse import ParserPool
+from monitor.alert.message import Alert, Message
+from monitor.feeds.parse import ParserPool, display_link
 from monitor.pipeline.delivery import dispatch_due
 from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.polling import PARSER_POOL, poll_due
@@ -123,7 +122,8 @@ def everything_shown(server: LocalServer, smtp: SmtpServer, console: str) -> dic
     for index, mail in enumerate(smtp.handler.messages):
         text = mail.get_body(preferencelist=("plain",))
         html = mail.get_body(preferencelist=("html",))
-        assert text is not None and html is not None
+        assert text is not None
+        assert html is not None
         shown[f"mail {index} subject"] = str(mail["Subject"])
         # SMTP lines end in CRLF; that \r is the transport's, not the feed's
         shown[f"mail {index} text"] = text.get_content().replace("\r\n", "\n")
@@ -201,6 +201,20 @@ def test_every_field_is_cleaned_when_an_alert_is_made() -> None:
     assert alert.also_reported_by == ("X",)
     notice = Message(kind="health", topic="feed\u202e health", notice="down\u202e\u0085 now")
     assert render.subject(notice) == "[feed health] down now"
-    assert one_line("\u202e\u2067") == "" and multi_line("a\tb\n") == "a\tb"
     good = Alert(topic="t", title="t", link=" https://x.example/a ", source="s", score=1.0)
     assert good.link == "https://x.example/a"
+
+
+@pytest.mark.parametrize(
+    ("feed_link", "shown"),
+    [
+        ("https://x.example/a?utm_source=x&id=3&REF=y#frag", "https://x.example/a?id=3#frag"),
+        ("https://x.example/a?fbclid=1&gclid=2", "https://x.example/a"),
+        ("https://X.example/a?q=%E9+x&utm_medium=m&b", "https://X.example/a?q=%E9+x&b"),
+        ("https://x.example/a?reference=1&ref_src=twsrc", "https://x.example/a?reference=1"),
+        ("https://x.example/a", "https://x.example/a"),
+        ("mailto:a@x.example?utm_source=x", "mailto:a@x.example?utm_source=x"),
+    ],
+)
+def test_display_link_drops_only_tracking_parameters(feed_link: str, shown: str) -> None:
+    assert display_link(feed_link) == shown

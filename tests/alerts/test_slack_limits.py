@@ -110,11 +110,13 @@ def test_sixty_alert_digest_arrives_whole_in_parts_within_slacks_limits(
 
 
 def test_a_failed_part_is_retried_alone_and_parts_stay_in_order(
-    make_env: Callable[..., Env], slack: LocalServer
+    make_env: Callable[..., Env], slack: LocalServer, db_url: str
 ) -> None:
     answers = [Reply(body=b"ok"), Reply(body=b"ok"), Reply(status=500, body=b"boom")]
     slack.route("/slack", lambda _r: answers.pop(0) if answers else Reply(body=b"ok"))
-    env = make_env(slack_channel(slack, mode="digest", digest_schedule="hourly"), TOPIC)
+    env = make_env(
+        slack_channel(slack, mode="digest", digest_schedule="hourly"), TOPIC, db_url=db_url
+    )
     queue_digest(env, 60)
     first = dispatch_due(env.runtime)
     assert (first.sent, first.retried) == (2, 1)  # parts 1 and 2, then part 3 failed
@@ -142,7 +144,8 @@ def test_a_long_single_alert_is_cut_with_an_ellipsis_and_delivered(
     [payload] = payloads(slack.requests_to("/slack"))
     assert limit_problems(payload) == []
     title = payload["blocks"][0]["text"]["text"]
-    assert title.startswith("*<https://news.example/") and title.endswith("\u2026>*")
+    assert title.startswith("*<https://news.example/")
+    assert title.endswith("\u2026>*")
     assert payload["blocks"][2]["text"]["text"].endswith("\u2026")
 
 
