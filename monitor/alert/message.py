@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from urllib.parse import quote
 
 MessageKind = Literal["alert", "digest", "health", "test"]
 
@@ -29,7 +30,11 @@ _MULTI_LINE = {
     ord("\n"): "\n",
     ord("\t"): "\t",
 }
-_LINK = dict.fromkeys(_C0_C1 + _BIDI + _SEPARATORS + [0x20])
+# links, as a browser reads them (WHATWG URL): C0 and space trimmed at the ends, tab and newlines
+# removed inside; other invisible characters inside are percent-encoded
+_LINK_TRIMMED = "".join(map(chr, range(0x21)))
+_LINK_REMOVED = dict.fromkeys([0x09, 0x0A, 0x0D])
+_LINK_ENCODED = frozenset(_C0_C1 + _BIDI + _SEPARATORS + [0x20])
 
 
 def one_line(text: str) -> str:
@@ -45,10 +50,13 @@ def multi_line(text: str) -> str:
 def http_link(url: str) -> str:
     """The link if it is http(s), else ``""``: a ``javascript:`` link must never reach a user.
 
-    Control, bidi and space characters are removed first (browsers ignore tabs and newlines
-    inside a URL, so ``java\\tscript:`` must not slip past the scheme check either way).
+    As a browser reads a URL: leading and trailing spaces and controls are ignored, tabs and
+    newlines inside are removed (so ``java\\tscript:`` cannot pass for anything else); other
+    spaces, controls and bidi characters inside are percent-encoded, as a browser would send
+    them, so they are neither shown nor able to reorder what is shown.
     """
-    url = url.translate(_LINK)
+    url = url.strip(_LINK_TRIMMED).translate(_LINK_REMOVED)
+    url = "".join(quote(c, safe="") if ord(c) in _LINK_ENCODED else c for c in url)
     return url if url.lower().startswith(("http://", "https://")) else ""
 
 

@@ -201,8 +201,8 @@ def test_every_field_is_cleaned_when_an_alert_is_made() -> None:
     assert alert.also_reported_by == ("X",)
     notice = Message(kind="health", topic="feed\u202e health", notice="down\u202e\u0085 now")
     assert render.subject(notice) == "[feed health] down now"
-    good = Alert(topic="t", title="t", link=" https://x.example/a ", source="s", score=1.0)
-    assert good.link == "https://x.example/a"
+    good = Alert(topic="t", title="t", link=" https://x.example/a b\u202ec\n", source="", score=1)
+    assert good.link == "https://x.example/a%20b%E2%80%AEc"  # still the same link, shown inert
 
 
 @pytest.mark.parametrize(
