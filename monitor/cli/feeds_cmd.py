@@ -31,6 +31,7 @@ def feed_row(feed: Feed) -> dict[str, Any]:
         "id": feed.id,
         "name": feed.name or feed.title,
         "url": feed.url,
+        "moved_to": feed.redirect_url,
         "health": feed_health(feed),
         "last_status": feed.last_status,
         "last_success": feed.last_success_at,
