@@ -501,6 +501,17 @@ def _location(config_path: Path, locator: _KeyLocator, loc: tuple[str | int, ...
     return f"{config_path}:{line}: " if line else f"{config_path}: "
 
 
+def locate(config: Config, loc: tuple[str | int, ...]) -> str:
+    """``file:line`` of a field of a loaded config, e.g. ``locate(cfg, ("feeds", 2, "url"))``,
+    so a command can say exactly where to edit; ``file`` alone when the line is not found."""
+    try:
+        text = config.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(config.path)
+    line = _KeyLocator(text).line_of(loc)
+    return f"{config.path}:{line}" if line else str(config.path)
+
+
 def _format_validation_error(exc: ValidationError, config_path: Path, locator: _KeyLocator) -> str:
     messages = []
     for error in exc.errors():
