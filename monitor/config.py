@@ -135,7 +135,9 @@ class PollingConfig(_Section):
         21600.0, description="Longest wait after repeated errors; polling never stops for good."
     )
     concurrency: int = Field(32, ge=1, le=1024, description="Feeds fetched at once, in all.")
-    per_host: int = Field(2, ge=1, le=64, description="Feeds fetched at once from one host.")
+    per_host: int = Field(
+        2, ge=1, le=64, description="Feeds fetched at once from one server (scheme, host, port)."
+    )
     connect_timeout: Duration = Field(10.0, description="Time to open a connection.")
     read_timeout: Duration = Field(20.0, description="Longest silence while reading a response.")
     total_timeout: Duration = Field(60.0, description="Longest time for one whole fetch.")

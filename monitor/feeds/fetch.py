@@ -2,8 +2,9 @@
 
 What one :meth:`Fetcher.fetch` does, in order:
 
-* waits for a global slot (``polling.concurrency``) and a slot for the feed's host
-  (``polling.per_host``), so thousands of feeds never hammer one server;
+* waits for a global slot (``polling.concurrency``) and a slot for the feed's server
+  (``polling.per_host``, keyed on scheme, host and port), so thousands of feeds never hammer
+  one server;
 * sends a conditional GET (``If-None-Match`` / ``If-Modified-Since`` from the stored validators)
   with our User-Agent; a 304 costs one round trip and no body;
 * follows redirects itself, up to ``polling.max_redirects``, refusing loops and non-http schemes;
@@ -63,8 +64,21 @@ def parse_max_age(value: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_key(url: str) -> str:
+    """What ``polling.per_host`` limits: scheme, host and port (``https://example.org:443``).
+
+    Two servers on one host name but different ports are different servers: keyed on the host
+    alone, two slow feeds on one port held back every feed of the other ports."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:  # a port out of range: the fetch itself reports it
+        port = 0
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 class Fetcher:
@@ -110,8 +124,7 @@ class Fetcher:
 
     @asynccontextmanager
     async def _slot(self, url: str) -> AsyncIterator[None]:
-        host = _host(url)
-        per_host = self._hosts.setdefault(host, asyncio.Semaphore(self.config.per_host))
+        per_host = self._hosts.setdefault(host_key(url), asyncio.Semaphore(self.config.per_host))
         async with self._global, per_host:
             yield
 

@@ -8,7 +8,7 @@ import zlib
 
 from monitor.config import PollingConfig
 from monitor.domain import FeedRef, FetchResult
-from monitor.feeds.fetch import Fetcher
+from monitor.feeds.fetch import Fetcher, host_key
 from tests.feeds.conftest import RSS, fixture
 from tests.support.httpserver import LocalServer, Reply
 
@@ -70,3 +70,36 @@ def test_total_timeout_bounds_a_trickling_body(server: LocalServer) -> None:
     result = _fetch(server.url("/trickle"), total_timeout=1.0, read_timeout=5.0)
     assert "total timeout" in result.error
     assert result.body is None
+
+
+def test_per_host_limit_is_per_server_scheme_host_and_port(server: LocalServer) -> None:
+    """Two slow feeds fill the slots of their server (per_host=2), not of every port on the
+    same host: a feed of a second server on another port is fetched at once."""
+    server.route("/slow", Reply(body=fixture("rss20.xml"), headers=RSS, delay_s=1.5))
+    finished: list[str] = []
+
+    async def fetch(fetcher: Fetcher, name: str, url: str) -> None:
+        result = await fetcher.fetch(FeedRef(id=1, url=url))
+        assert result.error == "", (name, result.error)
+        finished.append(name)
+
+    async def run(other: LocalServer) -> None:
+        other.route("/fast", Reply(body=fixture("rss20.xml"), headers=RSS))
+        async with Fetcher(PollingConfig(per_host=2)) as fetcher:
+            await asyncio.gather(
+                fetch(fetcher, "slow-1", server.url("/slow?1")),
+                fetch(fetcher, "slow-2", server.url("/slow?2")),
+                fetch(fetcher, "other port", other.url("/fast")),
+            )
+
+    with LocalServer() as other:
+        assert other.port != server.port
+        asyncio.run(run(other))
+    assert finished[0] == "other port", finished
+
+
+def test_host_key_names_scheme_host_and_port() -> None:
+    assert host_key("http://Example.org/rss") == host_key("http://example.org:80/x")
+    assert host_key("https://example.org/rss") == "https://example.org:443"
+    assert host_key("http://example.org:8080/rss") != host_key("http://example.org:8081/rss")
+    assert host_key("http://example.org/rss") != host_key("https://example.org/rss")
