@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def make_engine(url: str, *, echo: bool = False, null_pool: bool = False) -> Eng
             "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
             "check_same_thread": False,
         }
-        _ensure_sqlite_folder(url)
+        _ensure_sqlite_file(url)
     elif not null_pool:
         kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
     try:
@@ -76,10 +76,18 @@ def make_engine(url: str, *, echo: bool = False, null_pool: bool = False) -> Eng
     return engine
 
 
-def _ensure_sqlite_folder(url: str) -> None:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+def _ensure_sqlite_file(url: str) -> None:
+    """Create the folder, and the database file readable by its owner only (0600): it holds
+    the articles and the outbox's payloads. SQLite gives -wal and -shm the main file's mode.
+    An existing file keeps the mode it has."""
+    if "///" not in url:  # sqlite:// is an in-memory database
+        return
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
