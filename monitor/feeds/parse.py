@@ -337,11 +337,31 @@ def _warm() -> int:
     return os.getpid()
 
 
-def _ignore_interrupts() -> None:
-    """Parser workers leave Ctrl-C to the daemon, which shuts the pool down itself; otherwise a
-    Ctrl-C in a terminal (sent to the whole process group) prints a traceback from every
-    worker."""
+PARENT_CHECK_S = 0.5  # how often a parser worker looks whether the daemon still lives
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Set up a parser worker.
+
+    Ctrl-C is left to the daemon, which shuts the pool down itself; otherwise a Ctrl-C in a
+    terminal (sent to the whole process group) prints a traceback from every worker.
+
+    A worker exits when the daemon dies: after a SIGKILL nobody shuts the pool down, and an
+    idle worker waits on its task queue forever (its siblings hold the queue's pipe open), so
+    workers, and the multiprocessing resource tracker whose pipe they hold, lived on with
+    ppid 1. A daemon thread notices the re-parenting. (prctl's PR_SET_PDEATHSIG would fire when
+    the *thread* that started the worker ends, which in a thread pool is not the daemon's
+    death.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent_pid,), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)  # no cleanup to run: the worker holds nothing but its inputs
 
 
 class ParserPool:
@@ -367,7 +387,10 @@ class ParserPool:
 
     def _start(self) -> ProcessPoolExecutor:
         executor = ProcessPoolExecutor(
-            self.workers, mp_context=self._context, initializer=_ignore_interrupts
+            self.workers,
+            mp_context=self._context,
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
         for future in [executor.submit(_warm) for _ in range(self.workers)]:
             future.result(timeout=120)
