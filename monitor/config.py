@@ -145,6 +145,12 @@ class PollingConfig(_Section):
         10 * 1024 * 1024, ge=1024, description="Responses larger than this are cut off and skipped."
     )
     max_redirects: int = Field(5, ge=0, le=30, description="Redirects followed per fetch.")
+    allow_private_addresses: bool = Field(
+        True,
+        description="Fetch from loopback, private and link-local addresses (a self-hosted "
+        "reader's own network). false refuses them, also after a redirect: the host is "
+        "resolved and every address checked.",
+    )
     parse_timeout: Duration = Field(
         20.0, description="A feed whose parsing takes longer is stopped and recorded as an error."
     )
