@@ -112,6 +112,12 @@ def remove(
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         feed = queries.find_feed(session, key)
         _refuse_config_feed(rt.config, feed)
+        if queries.is_removed(feed) and not purge:
+            raise common.fail(
+                f"feed {feed.id} is already removed (not polled, history kept); "
+                f"`monitor feeds remove {feed.id} --purge` deletes it",
+                code=2,
+            )
         removal = queries.remove_feed(session, str(feed.id), purge=purge)
     history = (
         f"{_count(removal.articles, 'article')}, {_count(removal.matches, 'match')} and "

@@ -100,6 +100,8 @@ def test_remove_disables_keeps_history_until_purge_and_add_restores(
     assert "--purge" in removed.stdout
     assert _counts(_url(tmp_path)) == (2, 1, 1, 1)  # history kept
 
+    again = _one_error_line(_monitor(config, "feeds", "remove", ADDED_FEED))
+    assert "feed 2 is already removed" in again
     # the next command (which syncs config.toml) does not bring it back
     listing = _monitor(config, "feeds", "list", "--format", "json")
     health = {row["url"]: row["health"] for row in json.loads(listing.stdout)}
