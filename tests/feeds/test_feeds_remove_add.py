@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from monitor.store import db
+from monitor.config import FeedConfig
+from monitor.store import db, queries
 from monitor.store.models import Article, Delivery, Feed, Match, Topic
 
 CONFIG_FEED = "http://127.0.0.1:9/config-feed.xml"  # port 9: nothing is ever fetched
@@ -136,3 +137,17 @@ def test_add_of_a_known_url_says_it_exists(config: Path) -> None:
     # no --no-discover: the check comes before any fetch (port 9 would refuse the connection)
     line = _one_error_line(_monitor(config, "feeds", "add", CONFIG_FEED))
     assert line == f"error: feed 1 already exists: {CONFIG_FEED}"
+
+
+def test_a_removed_feed_listed_in_config_again_is_polled_again(sqlite_url: str) -> None:
+    db.upgrade(sqlite_url)
+    sessions = db.make_session_factory(db.make_engine(sqlite_url, null_pool=True))
+    with db.session_scope(sessions) as session:
+        queries.add_feed(session, ADDED_FEED)
+    with db.session_scope(sessions) as session:
+        assert not queries.remove_feed(session, ADDED_FEED).purged
+    with db.session_scope(sessions) as session:
+        assert queries.sync_feeds(session, [FeedConfig(url=ADDED_FEED)]) == (0, 1)
+    with db.session_scope(sessions) as session:
+        [feed] = session.scalars(select(Feed))
+        assert (feed.enabled, feed.disabled_reason) == (True, "")
