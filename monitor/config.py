@@ -135,7 +135,9 @@ class PollingConfig(_Section):
         21600.0, description="Longest wait after repeated errors; polling never stops for good."
     )
     concurrency: int = Field(32, ge=1, le=1024, description="Feeds fetched at once, in all.")
-    per_host: int = Field(2, ge=1, le=64, description="Feeds fetched at once from one host.")
+    per_host: int = Field(
+        2, ge=1, le=64, description="Feeds fetched at once from one server (scheme, host, port)."
+    )
     connect_timeout: Duration = Field(10.0, description="Time to open a connection.")
     read_timeout: Duration = Field(20.0, description="Longest silence while reading a response.")
     total_timeout: Duration = Field(60.0, description="Longest time for one whole fetch.")
@@ -143,6 +145,12 @@ class PollingConfig(_Section):
         10 * 1024 * 1024, ge=1024, description="Responses larger than this are cut off and skipped."
     )
     max_redirects: int = Field(5, ge=0, le=30, description="Redirects followed per fetch.")
+    allow_private_addresses: bool = Field(
+        True,
+        description="Fetch from loopback, private and link-local addresses (a self-hosted "
+        "reader's own network). false refuses them, also after a redirect: the host is "
+        "resolved and every address checked.",
+    )
     parse_timeout: Duration = Field(
         20.0, description="A feed whose parsing takes longer is stopped and recorded as an error."
     )
@@ -499,6 +507,17 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 def _location(config_path: Path, locator: _KeyLocator, loc: tuple[str | int, ...]) -> str:
     line = locator.line_of(loc)
     return f"{config_path}:{line}: " if line else f"{config_path}: "
+
+
+def locate(config: Config, loc: tuple[str | int, ...]) -> str:
+    """``file:line`` of a field of a loaded config, e.g. ``locate(cfg, ("feeds", 2, "url"))``,
+    so a command can say exactly where to edit; ``file`` alone when the line is not found."""
+    try:
+        text = config.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(config.path)
+    line = _KeyLocator(text).line_of(loc)
+    return f"{config.path}:{line}" if line else str(config.path)
 
 
 def _format_validation_error(exc: ValidationError, config_path: Path, locator: _KeyLocator) -> str:

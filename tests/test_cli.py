@@ -141,7 +141,7 @@ def test_feeds_list_add_remove(config_file: Path) -> None:
     assert removed.returncode == 0, removed.stderr
     missing = monitor("--config", str(config_file), "feeds", "remove", "Other")
     assert missing.returncode == 2
-    assert "no feed with id, URL or name 'Other'" in missing.stderr
+    assert "feed 2 is already removed" in missing.stderr
 
 
 def test_topics_list_csv(config_file: Path) -> None:

@@ -3,6 +3,9 @@ databases, and the SQLite connection settings monitor relies on must be in force
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 from alembic import command
 from sqlalchemy import inspect, text
 
@@ -60,3 +63,23 @@ def test_passwords_are_redacted_from_urls() -> None:
         db.redact_url("postgresql+psycopg://me:hunter2@db/x") == "postgresql+psycopg://me:***@db/x"
     )
     assert db.redact_url("sqlite:///m.db") == "sqlite:///m.db"
+
+
+def test_a_new_sqlite_file_and_its_wal_and_shm_are_private(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'monitor.db'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:  # keeps -wal and -shm in place while we look
+            conn.execute(
+                text(
+                    "INSERT INTO workers (id, hostname, pid, started_at, last_tick_at) "
+                    "VALUES ('w', 'h', 1, '2026-01-01', '2026-01-01')"
+                )
+            )
+            for suffix in ("", "-wal", "-shm"):
+                mode = stat.S_IMODE((tmp_path / "new" / f"monitor.db{suffix}").stat().st_mode)
+                assert mode == 0o600, (suffix, oct(mode))
+            conn.rollback()
+    finally:
+        engine.dispose()

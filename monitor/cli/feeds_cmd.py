@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from monitor.cli import common
-from monitor.config import parse_duration
+from monitor.config import Config, locate, parse_duration
 from monitor.feeds.discover import discover
 from monitor.store import db, queries
 from monitor.store.models import Feed
@@ -31,6 +31,7 @@ def feed_row(feed: Feed) -> dict[str, Any]:
         "id": feed.id,
         "name": feed.name or feed.title,
         "url": feed.url,
+        "moved_to": feed.redirect_url,
         "health": feed_health(feed),
         "last_status": feed.last_status,
         "last_success": feed.last_success_at,
@@ -62,31 +63,93 @@ def add(
     """Add a feed to the database (feeds listed in config.toml are added on start).
 
     The URL is fetched first: a web page is replaced by the feed it advertises with
-    <link rel="alternate" type="application/rss+xml">.
+    <link rel="alternate" type="application/rss+xml">. A feed already known is not added twice;
+    one removed with `feeds remove` is polled again.
 
     Example: monitor feeds add https://example.org/rss.xml --interval 30m
     """
     interval_s = parse_duration(interval) if interval else None
-    if not no_discover:
-        found = discover(url, common.config().polling)
-        if found != url:
-            typer.echo(f"found feed {found} on {url}")
-        url = found
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
+        if _known(queries.feed_by_url(session, url)):
+            return
+        if not no_discover:
+            found = discover(url, rt.config.polling)
+            if found != url:
+                typer.echo(f"found feed {found} on {url}")
+                if _known(queries.feed_by_url(session, found)):
+                    return
+            url = found
         feed = queries.add_feed(session, url, name=name, interval_s=interval_s)
         feed.next_poll_at = datetime.now(UTC)
         typer.echo(f"feed {feed.id}: {feed.url}")
 
 
+def _known(feed: Feed | None) -> bool:
+    """Restore a feed removed earlier and say so (True); refuse a feed that is already polled
+    (exit 2: a usage mistake); False when there is no such feed yet."""
+    if feed is None:
+        return False
+    if queries.is_removed(feed):
+        queries.restore_feed(feed)
+        typer.echo(f"feed {feed.id}: {feed.url} (removed earlier; polled again, history kept)")
+        return True
+    where = f"; it moved to {feed.redirect_url}" if feed.redirect_url else ""
+    raise common.fail(f"feed {feed.id} already exists: {feed.url}{where}", code=2)
+
+
 @feeds_app.command("remove")
-def remove(key: str = typer.Argument(..., help="Feed id, URL or name.")) -> None:
-    """Remove a feed and its articles. A feed still listed in config.toml comes back on restart.
+def remove(
+    key: str = typer.Argument(..., help="Feed id, URL or name."),
+    purge: bool = typer.Option(
+        False, "--purge", help="Delete the feed with its articles, matches and deliveries."
+    ),
+) -> None:
+    """Stop polling a feed. Its articles, matches and deliveries are kept (the feed shows as
+    disabled) unless --purge deletes them. A feed listed in config.toml is removed there.
 
     Example: monitor feeds remove 12
     """
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        feed = queries.remove_feed(session, key)
-        typer.echo(f"removed feed {feed.id}: {feed.url}")
+        feed = queries.find_feed(session, key)
+        _refuse_config_feed(rt.config, feed)
+        if queries.is_removed(feed) and not purge:
+            raise common.fail(
+                f"feed {feed.id} is already removed (not polled, history kept); "
+                f"`monitor feeds remove {feed.id} --purge` deletes it",
+                code=2,
+            )
+        removal = queries.remove_feed(session, str(feed.id), purge=purge)
+    history = (
+        f"{_count(removal.articles, 'article')}, {_count(removal.matches, 'match')} and "
+        f"{_count(removal.deliveries, 'delivery')}"
+    )
+    if removal.purged:
+        typer.echo(f"deleted feed {removal.id}: {removal.url} with its {history}")
+    else:
+        typer.echo(
+            f"disabled feed {removal.id}: {removal.url}; no longer polled, its {history} "
+            f"are kept (`monitor feeds remove {removal.id} --purge` deletes them, "
+            f"`monitor feeds add {removal.url}` polls it again)"
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    plural = (
+        noun[:-1] + "ies" if noun.endswith("y") else noun + ("es" if noun.endswith("h") else "s")
+    )
+    return f"{n} {noun if n == 1 else plural}"
+
+
+def _refuse_config_feed(config: Config, feed: Feed) -> None:
+    """A config feed would come back on the next sync: it is removed by editing config.toml."""
+    for index, spec in enumerate(config.feeds):
+        if spec.url == feed.url:
+            where = locate(config, ("feeds", index, "url"))
+            raise common.fail(
+                f"feed {feed.id} is listed in {where} (feeds[{index}]): delete that [[feeds]] "
+                "entry to remove it",
+                code=2,
+            )
 
 
 def register(app: typer.Typer) -> None:

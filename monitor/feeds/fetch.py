@@ -2,10 +2,13 @@
 
 What one :meth:`Fetcher.fetch` does, in order:
 
-* waits for a global slot (``polling.concurrency``) and a slot for the feed's host
-  (``polling.per_host``), so thousands of feeds never hammer one server;
+* waits for a global slot (``polling.concurrency``) and a slot for the feed's server
+  (``polling.per_host``, keyed on scheme, host and port), so thousands of feeds never hammer
+  one server;
 * sends a conditional GET (``If-None-Match`` / ``If-Modified-Since`` from the stored validators)
   with our User-Agent; a 304 costs one round trip and no body;
+* with ``polling.allow_private_addresses = false``, refuses any hop whose host is or resolves
+  to a loopback, private or link-local address (:mod:`monitor.feeds.netguard`);
 * follows redirects itself, up to ``polling.max_redirects``, refusing loops and non-http schemes;
   when every hop was permanent (301/308) the final URL is reported so the stored URL moves;
 * streams the body and stops as soon as its *decoded* size passes ``polling.max_body_bytes``;
@@ -35,6 +38,7 @@ from monitor import __version__
 from monitor.config import PollingConfig
 from monitor.domain import FeedRef, FetchResult
 from monitor.errors import FetchError, FetchTimeout, ResponseTooLarge, TooManyRedirects
+from monitor.feeds import netguard
 from monitor.http_headers import parse_retry_after
 
 PROJECT_URL = "https://github.com/monitor-news/monitor"
@@ -63,8 +67,21 @@ def parse_max_age(value: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_key(url: str) -> str:
+    """What ``polling.per_host`` limits: scheme, host and port (``https://example.org:443``).
+
+    Two servers on one host name but different ports are different servers: keyed on the host
+    alone, two slow feeds on one port held back every feed of the other ports."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:  # a port out of range: the fetch itself reports it
+        port = 0
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 class Fetcher:
@@ -110,8 +127,7 @@ class Fetcher:
 
     @asynccontextmanager
     async def _slot(self, url: str) -> AsyncIterator[None]:
-        host = _host(url)
-        per_host = self._hosts.setdefault(host, asyncio.Semaphore(self.config.per_host))
+        per_host = self._hosts.setdefault(host_key(url), asyncio.Semaphore(self.config.per_host))
         async with self._global, per_host:
             yield
 
@@ -148,10 +164,15 @@ class Fetcher:
         assert self._client is not None, "use Fetcher as an async context manager"
         url, visited, permanent_url, all_permanent = feed.url, [feed.url], None, True
         headers = _conditional_headers(feed)
+        guard = not self.config.allow_private_addresses
         for _hop in range(self.config.max_redirects + 1):
+            if guard:  # every hop: a public feed may redirect to an internal address
+                await netguard.require_public_host(url)
             request = self._client.build_request("GET", url, headers=headers)
             response = await self._client.send(request, stream=True)
             try:
+                if guard:
+                    netguard.require_public_peer(url, response.extensions)
                 if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
                     url = _next_url(response, visited)
                     all_permanent = all_permanent and response.status_code in PERMANENT_STATUSES

@@ -43,6 +43,9 @@ from monitor.errors import ParseError
 from monitor.feeds.plainrss import read_plain_rss
 
 FUTURE_TOLERANCE = timedelta(minutes=15)  # clock skew we accept before clamping a date
+# earlier dates are placeholders (0001-01-01, the Unix epoch 1970-01-01), not publication dates
+EARLIEST_DATE = datetime(1970, 1, 2, tzinfo=UTC)
+_ISO_DATE = re.compile(r"\s*([+-]?\d+)-(\d+)-(\d+)")
 MAX_KEY_CHARS = 200
 MAX_TEXT_CHARS = 20_000
 MAX_TAGS = 32
@@ -194,6 +197,32 @@ def _utc(struct: time.struct_time | None) -> datetime | None:
         return None
 
 
+def _iso_date_readable(text: str) -> bool:
+    """False for an ISO 8601 date feedparser would misread: it takes ``10000-01-01`` for
+    2010-12-01 and rolls ``2026-13-45`` over into 2027; RFC 822 dates it rejects itself."""
+    found = _ISO_DATE.match(text)
+    if found is None:
+        return True
+    year, month, day = found.groups()
+    if len(year) != 4 or not 1 <= int(month) <= 12:
+        return False
+    return 1 <= int(day) <= calendar.monthrange(int(year), int(month))[1]
+
+
+def _published(raw: Mapping[str, Any], fetched_at: datetime) -> datetime:
+    """The entry's date in UTC. A date that cannot be read or lies outside
+    ``EARLIEST_DATE .. fetched_at + FUTURE_TOLERANCE`` counts as missing (placeholders such as
+    0001-01-01 and the Unix epoch, typos such as year 10000 or 9999), and a missing published
+    date falls back to the updated date, then to the fetch time: the same rule for every
+    format and both parse paths."""
+    for text_key, parsed_key in (("published", "published_parsed"), ("updated", "updated_parsed")):
+        text = str(raw.get(text_key) or "")
+        when = _utc(raw.get(parsed_key)) if _iso_date_readable(text) else None
+        if when is not None and EARLIEST_DATE <= when <= fetched_at + FUTURE_TOLERANCE:
+            return when
+    return fetched_at
+
+
 def _language(*candidates: Any) -> str:
     for value in candidates:
         if isinstance(value, str) and value.strip():
@@ -236,9 +265,7 @@ def _entry(
     if link:
         link = urljoin(base_url, link)[:2048]
     guid = str(raw.get("id") or "")
-    published = _utc(raw.get("published_parsed")) or _utc(raw.get("updated_parsed"))
-    if published is None or published > fetched_at + FUTURE_TOLERANCE:
-        published = fetched_at
+    published = _published(raw, fetched_at)
     return Entry(
         entry_key=entry_key(guid, link, title, summary),
         link=display_link(link),
@@ -332,11 +359,31 @@ def _warm() -> int:
     return os.getpid()
 
 
-def _ignore_interrupts() -> None:
-    """Parser workers leave Ctrl-C to the daemon, which shuts the pool down itself; otherwise a
-    Ctrl-C in a terminal (sent to the whole process group) prints a traceback from every
-    worker."""
+PARENT_CHECK_S = 0.5  # how often a parser worker looks whether the daemon still lives
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Set up a parser worker.
+
+    Ctrl-C is left to the daemon, which shuts the pool down itself; otherwise a Ctrl-C in a
+    terminal (sent to the whole process group) prints a traceback from every worker.
+
+    A worker exits when the daemon dies: after a SIGKILL nobody shuts the pool down, and an
+    idle worker waits on its task queue forever (its siblings hold the queue's pipe open), so
+    workers, and the multiprocessing resource tracker whose pipe they hold, lived on with
+    ppid 1. A daemon thread notices the re-parenting. (prctl's PR_SET_PDEATHSIG would fire when
+    the *thread* that started the worker ends, which in a thread pool is not the daemon's
+    death.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent_pid,), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)  # no cleanup to run: the worker holds nothing but its inputs
 
 
 class ParserPool:
@@ -362,7 +409,10 @@ class ParserPool:
 
     def _start(self) -> ProcessPoolExecutor:
         executor = ProcessPoolExecutor(
-            self.workers, mp_context=self._context, initializer=_ignore_interrupts
+            self.workers,
+            mp_context=self._context,
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
         for future in [executor.submit(_warm) for _ in range(self.workers)]:
             future.result(timeout=120)

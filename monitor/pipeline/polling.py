@@ -78,6 +78,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _plain_not_modified(outcome: store.PollOutcome) -> bool:
+    """A 304 that changes nothing but scheduling columns (the cheap batched UPDATE)."""
+    return outcome.not_modified and not outcome.error and not outcome.new_url
+
+
 class _Poller:
     """One polling run: the fetcher, the database thread and the bookkeeping."""
 
@@ -273,10 +278,10 @@ class _Poller:
     ) -> list[int | Exception]:
         try:
             with db.session_scope(self.runtime.sessions) as session:
-                unchanged = [(f.id, o) for f, o, _p in items if o.not_modified and not o.error]
+                unchanged = [(f.id, o) for f, o, _p in items if _plain_not_modified(o)]
                 store.record_not_modified_many(session, self.runtime.worker_id, unchanged)
                 return [
-                    0 if (o.not_modified and not o.error) else self._store_in(session, f, o, p)
+                    0 if _plain_not_modified(o) else self._store_in(session, f, o, p)
                     for f, o, p in items
                 ]
         except Exception as exc:  # one bad row must not lose the batch: retry one at a time
@@ -345,6 +350,16 @@ class _Poller:
             return
         if result.not_modified:
             report.not_modified += 1
+        if outcome.new_url and outcome.new_url != feed.url:
+            event(
+                log,
+                logging.INFO,
+                "feed moved permanently; polling the new location",
+                feed_id=feed.id,
+                url=feed.url,
+                new_url=outcome.new_url,
+                status=outcome.status,
+            )
         event(
             log,
             logging.DEBUG,

@@ -1,15 +1,17 @@
 """Engines, sessions and migrations.
 
 SQLite gets WAL, a busy timeout and foreign keys on every connection; PostgreSQL is reached
-through psycopg 3. The schema only changes through Alembic: :func:`upgrade` runs the migrations in
-``migrations/`` programmatically, as ``monitor db upgrade`` and the daemon's start-up do.
+through psycopg 3. The schema only changes through Alembic: :func:`upgrade` runs the migrations
+(``migrations/``, shipped as ``monitor._migrations``) programmatically, as ``monitor db upgrade``
+and the daemon's start-up do.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +22,28 @@ from sqlalchemy.pool import NullPool
 
 from monitor.errors import DatabaseError
 
-# migrations/ sits at the top of the repository (editable installs, the Makefile's .venv);
-# a non-editable install (the Docker image) points MONITOR_MIGRATIONS_DIR at its copy.
-MIGRATIONS_DIR = Path(
-    os.environ.get("MONITOR_MIGRATIONS_DIR")
-    or Path(__file__).resolve().parent.parent.parent / "migrations"
-)
+MIGRATIONS_PACKAGE = "monitor._migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def migrations_dir() -> Path:
+    """Alembic's script folder: the copy shipped in the package as ``monitor._migrations``.
+
+    pyproject.toml maps the repository's top-level ``migrations/`` to that package, so a wheel
+    carries the migrations and an editable install finds the repository folder under the same
+    name. ``$MONITOR_MIGRATIONS_DIR`` overrides both (migrations kept outside the package)."""
+    override = os.environ.get("MONITOR_MIGRATIONS_DIR")
+    if override:
+        return Path(override)
+    try:
+        spec = importlib.util.find_spec(MIGRATIONS_PACKAGE)
+    except ModuleNotFoundError:
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if locations:
+        return Path(locations[0])
+    # a source checkout on sys.path without any install: the repository folder itself
+    return Path(__file__).resolve().parent.parent.parent / "migrations"
 
 
 def is_sqlite(url: str) -> bool:
@@ -47,7 +64,7 @@ def make_engine(url: str, *, echo: bool = False, null_pool: bool = False) -> Eng
             "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
             "check_same_thread": False,
         }
-        _ensure_sqlite_folder(url)
+        _ensure_sqlite_file(url)
     elif not null_pool:
         kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
     try:
@@ -59,10 +76,18 @@ def make_engine(url: str, *, echo: bool = False, null_pool: bool = False) -> Eng
     return engine
 
 
-def _ensure_sqlite_folder(url: str) -> None:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+def _ensure_sqlite_file(url: str) -> None:
+    """Create the folder, and the database file readable by its owner only (0600): it holds
+    the articles and the outbox's payloads. SQLite gives -wal and -shm the main file's mode.
+    An existing file keeps the mode it has."""
+    if "///" not in url:  # sqlite:// is an in-memory database
+        return
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -110,7 +135,7 @@ def alembic_config(url: str) -> Any:
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
@@ -119,8 +144,9 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database schema up to date; safe to run on every start."""
     from alembic import command
 
-    if not MIGRATIONS_DIR.is_dir():
-        raise DatabaseError(f"migrations folder not found at {MIGRATIONS_DIR}")
+    folder = migrations_dir()
+    if not (folder / "env.py").is_file():
+        raise DatabaseError(f"migrations folder not found at {folder}")
     try:
         command.upgrade(alembic_config(url), revision)
     except OperationalError as exc:

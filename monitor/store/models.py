@@ -69,7 +69,11 @@ class Base(DeclarativeBase):
 
 
 class Feed(Base):
-    """A feed and its polling state; the row, not the scheduler, decides when it is due."""
+    """A feed and its polling state; the row, not the scheduler, decides when it is due.
+
+    ``url`` is the feed's identity: the URL configured or added, never rewritten, so config
+    sync and ``feeds add`` always find the row again. A permanent redirect (301/308) is
+    recorded in ``redirect_url`` and polling fetches from there."""
 
     __tablename__ = "feeds"
     __table_args__ = (
@@ -79,6 +83,7 @@ class Feed(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2048), unique=True)
+    redirect_url: Mapped[str | None] = mapped_column(String(2048))
     name: Mapped[str] = mapped_column(String(512), default="")
     title: Mapped[str] = mapped_column(String(1024), default="")
     site_url: Mapped[str] = mapped_column(String(2048), default="")

@@ -64,6 +64,7 @@ def claim_due(
         select(
             Feed.id,
             Feed.url,
+            Feed.redirect_url,
             Feed.etag,
             Feed.last_modified,
             Feed.interval_s,
@@ -78,7 +79,7 @@ def claim_due(
     return [
         FeedRef(
             id=r.id,
-            url=r.url,
+            url=r.redirect_url or r.url,  # fetched where a permanent redirect pointed
             etag=r.etag,
             last_modified=r.last_modified,
             interval_s=r.interval_s,
@@ -103,7 +104,7 @@ class PollOutcome:
     etag: str | None = None
     last_modified: str | None = None
     ttl_s: float | None = None
-    new_url: str | None = None
+    new_url: str | None = None  # where every hop of a redirect was permanent (301/308)
     gone: bool = False
     title: str = ""
     site_url: str = ""
@@ -122,7 +123,7 @@ def record_outcome(session: Session, feed_id: int, owner: str, outcome: PollOutc
     if outcome.error:
         _record_error(feed, outcome)
     else:
-        _record_success(session, feed, outcome)
+        _record_success(feed, outcome)
 
 
 def record_not_modified_many(
@@ -174,11 +175,13 @@ def _record_error(feed: Feed, outcome: PollOutcome) -> None:
         ]
 
 
-def _record_success(session: Session, feed: Feed, outcome: PollOutcome) -> None:
+def _record_success(feed: Feed, outcome: PollOutcome) -> None:
     feed.consecutive_errors, feed.last_error, feed.failing_since = 0, "", None
     feed.health_alerted_at = None
     feed.last_success_at = outcome.now
     feed.first_success_at = feed.first_success_at or outcome.now
+    if outcome.new_url:
+        _record_redirect(feed, outcome.new_url)
     if outcome.not_modified:
         return
     feed.etag, feed.last_modified = outcome.etag, outcome.last_modified
@@ -189,12 +192,12 @@ def _record_success(session: Session, feed: Feed, outcome: PollOutcome) -> None:
         feed.site_url = outcome.site_url[:2048]
     if outcome.language and not feed.language:
         feed.language = outcome.language[:16]
-    if outcome.new_url and outcome.new_url != feed.url and not _url_taken(session, outcome.new_url):
-        feed.url = outcome.new_url[:2048]
 
 
-def _url_taken(session: Session, url: str) -> bool:
-    return session.scalar(select(Feed.id).where(Feed.url == url)) is not None
+def _record_redirect(feed: Feed, new_url: str) -> None:
+    """Poll from ``new_url`` from now on; ``url`` stays the feed's identity, so the next config
+    sync still finds this row instead of adding the old URL as a second feed."""
+    feed.redirect_url = None if new_url == feed.url else new_url[:2048]
 
 
 def store_entries(

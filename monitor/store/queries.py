@@ -11,14 +11,17 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from monitor.config import Config, FeedConfig, TopicConfig
 from monitor.errors import NotFoundError
-from monitor.store.models import Feed, Topic, Worker
+from monitor.store.models import Article, Delivery, Feed, Match, Topic, Worker
+
+REMOVED_REASON = "removed with `monitor feeds remove`"
 
 
 def _now() -> datetime:
@@ -28,13 +31,17 @@ def _now() -> datetime:
 def sync_feeds(session: Session, feeds: Sequence[FeedConfig]) -> tuple[int, int]:
     """Insert config feeds that are new and refresh their settings; return (added, updated).
 
-    Feeds added with ``monitor feeds add`` (``from_config`` false) are left alone, and config
-    feeds are never deleted automatically: their history stays until ``feeds remove``.
+    Rows are matched on the configured URL, which a redirect never changes. Feeds added with
+    ``monitor feeds add`` (``from_config`` false) are left alone, and config feeds are never
+    deleted automatically; a feed disabled by ``feeds remove`` and listed again is restored.
     """
     existing = {f.url: f for f in session.scalars(select(Feed))}
     added = updated = 0
     for spec in feeds:
         row = existing.get(spec.url)
+        if row is not None and is_removed(row):  # listed again after `feeds remove`
+            restore_feed(row)
+            updated += 1
         if row is None:
             session.add(
                 Feed(
@@ -109,6 +116,13 @@ def find_feed(session: Session, key: str) -> Feed:
     return feed
 
 
+def feed_by_url(session: Session, url: str) -> Feed | None:
+    """The feed known by ``url``, or polled there since a permanent redirect."""
+    return session.scalar(
+        select(Feed).where((Feed.url == url) | (Feed.redirect_url == url)).order_by(Feed.id)
+    )
+
+
 def add_feed(
     session: Session,
     url: str,
@@ -126,10 +140,54 @@ def add_feed(
     return feed
 
 
-def remove_feed(session: Session, key: str) -> Feed:
+def is_removed(feed: Feed) -> bool:
+    """Disabled by ``feeds remove`` (not by the server's 410): ``feeds add`` may restore it."""
+    return not feed.enabled and feed.disabled_reason == REMOVED_REASON
+
+
+def restore_feed(feed: Feed) -> None:
+    """Poll a removed feed again, now; its kept history is still there."""
+    feed.enabled, feed.disabled_reason, feed.next_poll_at = True, "", _now()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRemoval:
+    """What ``feeds remove`` did, for its message."""
+
+    id: int
+    url: str
+    purged: bool
+    articles: int
+    matches: int
+    deliveries: int
+
+
+def remove_feed(session: Session, key: str, *, purge: bool = False) -> FeedRemoval:
+    """Stop polling a feed and keep its history (disabled), or delete it with everything
+    derived from it (``purge``: articles, matches, deliveries go by ON DELETE CASCADE)."""
     feed = find_feed(session, key)
-    session.execute(delete(Feed).where(Feed.id == feed.id))
-    return feed
+    articles, matches, deliveries = _history_counts(session, feed.id)
+    if purge:
+        session.execute(delete(Feed).where(Feed.id == feed.id))
+    else:
+        feed.enabled, feed.disabled_reason = False, REMOVED_REASON
+        feed.lease_owner, feed.lease_until = None, None
+    return FeedRemoval(feed.id, feed.url, purge, articles, matches, deliveries)
+
+
+def _history_counts(session: Session, feed_id: int) -> tuple[int, int, int]:
+    """How many articles, matches and deliveries hang on a feed (shown before deleting)."""
+    article_ids = select(Article.id).where(Article.feed_id == feed_id)
+    match_ids = select(Match.id).where(Match.article_id.in_(article_ids))
+    deliveries = select(func.count()).select_from(Delivery)
+    return (
+        session.scalar(select(func.count()).where(Article.feed_id == feed_id)) or 0,
+        session.scalar(select(func.count()).where(Match.article_id.in_(article_ids))) or 0,
+        session.scalar(
+            deliveries.where(Delivery.match_id.in_(match_ids) | (Delivery.feed_id == feed_id))
+        )
+        or 0,
+    )
 
 
 def worker_id() -> str:

@@ -3,10 +3,15 @@ each failure on the feed's row, recovers when the server does, and stores every 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
+import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from monitor.store.models import Article
 from tests.faults.conftest import StartDaemon
@@ -176,3 +181,59 @@ def test_hostile_feeds_do_not_hurt_the_daemon(
     assert daemon.stop() == 0
     store.close()
     assert gzip  # the bomb really is gzip (hostile_gzip_bomb), decoded by the fetcher
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) of a process from /proc, None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    state, ppid = text.rsplit(")", 1)[1].split()[:2]
+    return state, int(ppid)
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Every process whose parent is ``pid``, with its command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (_proc_stat(int(entry.name)) or ("", 0))[1] == pid:
+            try:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return {child: cmdline.decode(errors="replace") for child, cmdline in found.items()}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_parse_workers_and_resource_tracker_exit_when_the_daemon_is_killed(
+    server: LocalServer,
+    start_daemon: StartDaemon,
+    write_config: WriteConfig,
+    sqlite_url: str,
+) -> None:
+    server.route("/feed.xml", Reply(body=rss([Item("http://news.example/w/1", "One", "x")])))
+    config = write_config(
+        config_text(sqlite_url, [server.url("/feed.xml")], interval_s=3.0, topic=False)
+    )
+    daemon = start_daemon(config)
+    children: dict[int, str] = {}
+
+    def parse_worker_started() -> bool:
+        children.update(_children(daemon.pid))
+        return any("spawn_main" in cmdline for cmdline in children.values())
+
+    try:
+        wait_until(parse_worker_started, 60, "a parse worker process", [daemon])
+        assert daemon.proc is not None
+        os.kill(daemon.pid, signal.SIGKILL)  # the daemon alone, as the OOM killer would
+        daemon.proc.wait(timeout=30)
+
+        def children_gone() -> bool:
+            return all((_proc_stat(pid) or ("Z", 0))[0] == "Z" for pid in children)
+
+        assert any("resource_tracker" in c for c in children.values()), children
+        wait_until(children_gone, 20, f"the daemon's children to exit: {children}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(daemon.pid, signal.SIGKILL)  # whatever is left of its process group

@@ -6,9 +6,12 @@ import asyncio
 import gzip
 import zlib
 
+import pytest
+
 from monitor.config import PollingConfig
 from monitor.domain import FeedRef, FetchResult
-from monitor.feeds.fetch import Fetcher
+from monitor.feeds import netguard
+from monitor.feeds.fetch import Fetcher, host_key
 from tests.feeds.conftest import RSS, fixture
 from tests.support.httpserver import LocalServer, Reply
 
@@ -70,3 +73,104 @@ def test_total_timeout_bounds_a_trickling_body(server: LocalServer) -> None:
     result = _fetch(server.url("/trickle"), total_timeout=1.0, read_timeout=5.0)
     assert "total timeout" in result.error
     assert result.body is None
+
+
+def test_per_host_limit_is_per_server_scheme_host_and_port(server: LocalServer) -> None:
+    """Two slow feeds fill the slots of their server (per_host=2), not of every port on the
+    same host: a feed of a second server on another port is fetched at once."""
+    server.route("/slow", Reply(body=fixture("rss20.xml"), headers=RSS, delay_s=1.5))
+    finished: list[str] = []
+
+    async def fetch(fetcher: Fetcher, name: str, url: str) -> None:
+        result = await fetcher.fetch(FeedRef(id=1, url=url))
+        assert result.error == "", (name, result.error)
+        finished.append(name)
+
+    async def run(other: LocalServer) -> None:
+        other.route("/fast", Reply(body=fixture("rss20.xml"), headers=RSS))
+        async with Fetcher(PollingConfig(per_host=2)) as fetcher:
+            await asyncio.gather(
+                fetch(fetcher, "slow-1", server.url("/slow?1")),
+                fetch(fetcher, "slow-2", server.url("/slow?2")),
+                fetch(fetcher, "other port", other.url("/fast")),
+            )
+
+    with LocalServer() as other:
+        assert other.port != server.port
+        asyncio.run(run(other))
+    assert finished[0] == "other port", finished
+
+
+def test_host_key_names_scheme_host_and_port() -> None:
+    assert host_key("http://Example.org/rss") == host_key("http://example.org:80/x")
+    assert host_key("https://example.org/rss") == "https://example.org:443"
+    assert host_key("http://example.org:8080/rss") != host_key("http://example.org:8081/rss")
+    assert host_key("http://example.org/rss") != host_key("https://example.org/rss")
+
+
+def test_private_addresses_are_refused_when_not_allowed(server: LocalServer) -> None:
+    server.route("/rss", Reply(body=fixture("rss20.xml"), headers=RSS))
+    assert _fetch(server.url("/rss")).error == ""  # the default: a self-hosted reader's network
+    for url in (server.url("/rss"), f"http://localhost:{server.port}/rss"):
+        result = _fetch(url, allow_private_addresses=False)
+        assert result.body is None
+        assert result.error.startswith("refused: "), result.error
+        assert "127.0.0.1" in result.error or "::1" in result.error
+        assert "allow_private_addresses" in result.error
+    assert len(server.requests_to("/rss")) == 1  # the refused fetches never connected
+
+
+def test_a_redirect_to_a_private_address_is_refused(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """127.0.0.1 stands in for a public server (the policy is told so); it redirects to a
+    server on 127.0.0.2, which the policy judges as it is: loopback, refused."""
+    real = netguard.is_public
+    monkeypatch.setattr(netguard, "is_public", lambda a: a == "127.0.0.1" or real(a))
+    with LocalServer(host="127.0.0.2") as internal:
+        internal.route("/secret", Reply(body=fixture("rss20.xml"), headers=RSS))
+        target = f"http://127.0.0.2:{internal.port}/secret"
+        server.route("/hop", Reply(status=302, headers={"Location": target}))
+        result = _fetch(server.url("/hop"), allow_private_addresses=False)
+        assert result.error.startswith("refused: 127.0.0.2 is at 127.0.0.2"), result.error
+        assert internal.requests == []
+        assert _fetch(server.url("/hop")).error == ""  # allowed by default
+
+
+def test_the_address_connected_to_is_checked_too(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name looked public when it was checked, the connect reached
+    loopback. The answer is refused before its body is read."""
+
+    async def looked_public(_url: str) -> None:
+        return None
+
+    monkeypatch.setattr(netguard, "require_public_host", looked_public)
+    server.route("/rss", Reply(body=fixture("rss20.xml"), headers=RSS))
+    result = _fetch(server.url("/rss"), allow_private_addresses=False)
+    assert (result.body, result.error.startswith("refused: ")) == (None, True), result.error
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:93.184.216.34", True),
+    ],
+)
+def test_address_classification(address: str, public: bool) -> None:
+    assert netguard.is_public(address) is public

@@ -104,3 +104,29 @@ def test_entry_key_is_bounded() -> None:
     assert entry_key("g", "l", "t", "s") == "g"
     assert entry_key("", "l", "t", "s") == "l"
     assert entry_key("x" * 1000, "", "", "").startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("name", "in_range"),
+    [
+        (
+            "dates_out_of_range.atom.xml",
+            {
+                "Bad published, good updated": datetime(2026, 11, 20, 10, 0, tzinfo=UTC),
+                "In range": datetime(2026, 11, 1, 10, 0, tzinfo=UTC),
+            },
+        ),
+        ("dates_out_of_range.rss.xml", {"In range": datetime(2026, 11, 1, 12, 0, tzinfo=UTC)}),
+    ],
+)
+@pytest.mark.parametrize("plain_rss", [True, False], ids=["fast-path", "feedparser"])
+def test_out_of_range_dates_fall_back_to_the_fetch_time(
+    name: str, in_range: dict[str, datetime], plain_rss: bool
+) -> None:
+    """Year 10000, 9999, 1, the epoch, month 13: each counts as missing, on every path."""
+    parsed = parse_feed(
+        fixture(name), url="https://odd.example/feed", fetched_at=NOW, plain_rss=plain_rss
+    )
+    dates = {e.title: e.published_at for e in parsed.entries}
+    assert len(dates) > len(in_range)
+    assert dates == {title: in_range.get(title, NOW) for title in dates}

@@ -165,13 +165,14 @@ def test_every_behaviour_in_one_cycle(server: LocalServer, make_runtime: MakeRun
     assert "timeout" in row.last_error.lower()
     assert articles(runtime, row.id) == []
 
-    # redirect chain (temporary): stored, URL kept; loop: error; 301: URL moved
+    # redirect chain (temporary): stored, URL kept; loop: error; 301: fetched from the new
+    # location, the configured URL stays the feed's identity
     assert _titles(runtime, urls["chain"]) == ["Has a link only", "Text only, no link"]
     row = feed_row(runtime, urls["loop"])
     assert "loop" in row.last_error
     assert row.consecutive_errors == 1
     moved = feed_by_id(runtime, moved_id)
-    assert moved.url == server.url("/moved-here")
+    assert (moved.url, moved.redirect_url) == (urls["moved"], server.url("/moved-here"))
     assert moved.last_status == 200
     # duplicate guids: the first entry with a guid wins
     assert [a.title for a in articles(runtime, moved_id)] == ["First version", "Different"]

@@ -220,7 +220,7 @@ def test_feed_removed_while_polled_does_not_break_the_batch(
         from monitor.store import queries
 
         with db.session_scope(runtime.sessions) as session:
-            queries.remove_feed(session, server.url("/vanishing"))
+            queries.remove_feed(session, server.url("/vanishing"), purge=True)
         return Reply(body=fixture("rss10.rdf"), headers=RSS)
 
     for i in range(5):
