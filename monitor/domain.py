@@ -97,6 +97,7 @@ class Explanation:
     passage: str = ""
     passage_source: str = ""
     aliases: tuple[str, ...] = ()
-    missing_groups: tuple[int, ...] = ()
+    # each require group with no alias in the text, by its aliases (any one is a veto)
+    missing_groups: tuple[tuple[str, ...], ...] = ()
     excluded_by: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)

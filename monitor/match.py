@@ -8,8 +8,9 @@ exemplars (negative examples, articles judged irrelevant), ``require`` alias gro
 1. semantic = best cosine similarity over the positive exemplars, pulled down when a negative
    exemplar comes near it (within ``negative_margin`` of the best positive);
 2. lexical evidence = which ``require`` groups have an alias in the text (every group must);
-3. score = semantic + a bonus when every group matched, minus a penalty per missing group; an
-   ``exclude`` alias vetoes. The score is compared with the topic's threshold.
+3. score = semantic + a bonus when every group matched. A missing group or an ``exclude`` alias
+   is a veto: no match, and the score drops far below any threshold (so ``monitor eval`` ranks
+   vetoed items last). Otherwise the score is compared with the topic's threshold.
 
 Aliases match case- and accent-insensitively, on word boundaries in any script (``Rusia`` does
 not match inside ``Prusia``; ``북한`` does not match inside ``남북한``); an alias ending in ``*``
@@ -44,8 +45,9 @@ class ScoringParams:
 
     # every require group matched: the article names both sides of the story
     lexical_bonus: float = 0.15
-    # per missing group (as a share of the groups): enough to sink any semantic score
-    missing_penalty: float = 1.0
+    # a missing require group: a veto (the README's "every group must match"); the score sinks
+    # below any threshold so calibration ranks the item last
+    missing_penalty: float = 2.0
     # an exclude alias: a veto
     exclude_penalty: float = 2.0
     # how strongly a near negative exemplar pulls the semantic score down
@@ -318,29 +320,50 @@ def semantic_scores(
     return score, best_idx, best
 
 
+@dataclass(frozen=True)
+class Lexical:
+    """What the aliases say about one text: the score adjustment, the aliases found, the
+    ``require`` groups with no alias in the text (each by its aliases) and the exclude alias
+    found. A missing group or an exclude alias is a veto."""
+
+    adjustment: float = 0.0
+    aliases: tuple[str, ...] = ()
+    missing: tuple[tuple[str, ...], ...] = ()
+    excluded_by: str = ""
+
+    @property
+    def vetoed(self) -> bool:
+        return bool(self.missing or self.excluded_by)
+
+
 def lexical_adjustment(
     topic: TopicModel, text: str, params: ScoringParams = DEFAULT_PARAMS
-) -> tuple[float, list[str], list[int], str]:
-    """(score adjustment, aliases found, indexes of missing groups, veto alias or "")."""
+) -> Lexical:
+    """The lexical evidence of ``text`` for ``topic`` (nothing when ``use_require`` is off)."""
     if not params.use_require:
-        return 0.0, [], [], ""
+        return Lexical()
     normalized = normalize(text)
     if topic.exclude is not None:
         vetoes = topic.exclude.find(normalized)
         if vetoes:
-            return -params.exclude_penalty, [], [], vetoes[0]
-    if not topic.require:
-        return 0.0, [], [], ""
+            return Lexical(-params.exclude_penalty, excluded_by=vetoes[0])
     found: list[str] = []
-    missing: list[int] = []
-    for index, group in enumerate(topic.require):
+    missing: list[tuple[str, ...]] = []
+    for group in topic.require:
         hits = group.find(normalized)
         found += hits
         if not hits:
-            missing.append(index)
+            missing.append(group.aliases)
     if missing:
-        return -params.missing_penalty * len(missing) / len(topic.require), found, missing, ""
-    return params.lexical_bonus, found, [], ""
+        return Lexical(-params.missing_penalty, tuple(found), tuple(missing))
+    bonus = params.lexical_bonus if topic.require else 0.0
+    return Lexical(bonus, tuple(found))
+
+
+def group_label(aliases: Sequence[str], shown: int = 3) -> str:
+    """A require group as users recognise it: its first aliases, then "…" when there are more."""
+    head = " / ".join(aliases[:shown])
+    return head + (" / …" if len(aliases) > shown else "")
 
 
 def score_many(
@@ -355,23 +378,25 @@ def score_many(
     semantic, best_idx, best = semantic_scores(topic, np.asarray(vectors, dtype=np.float32), params)
     verdicts = []
     for i, text in enumerate(texts):
-        adjust, aliases, missing, veto = lexical_adjustment(topic, text, params)
-        final = float(semantic[i]) + adjust
+        lexical = lexical_adjustment(topic, text, params)
+        final = float(semantic[i]) + lexical.adjustment
         exemplar = topic.positives[int(best_idx[i])]
-        notes = []
+        notes = [f"passage similarity {best[i]:.3f}"]
         if semantic[i] < best[i] - 1e-6:
             notes.append(f"pulled down by a negative exemplar: -{best[i] - semantic[i]:.3f}")
+        notes += [f"require group missing: {group_label(g)}" for g in lexical.missing]
         explanation = Explanation(
             score=round(final, 4),
             semantic=round(float(semantic[i]), 4),
             passage=exemplar.text,
             passage_source=exemplar.source,
-            aliases=tuple(aliases),
-            missing_groups=tuple(missing),
-            excluded_by=veto,
-            notes=(f"passage similarity {best[i]:.3f}", *notes),
+            aliases=lexical.aliases,
+            missing_groups=lexical.missing,
+            excluded_by=lexical.excluded_by,
+            notes=tuple(notes),
         )
-        verdicts.append(Verdict(topic.name, final, final >= topic.threshold, explanation))
+        matched = final >= topic.threshold and not lexical.vetoed
+        verdicts.append(Verdict(topic.name, final, matched, explanation))
     return verdicts
 
 
@@ -390,7 +415,7 @@ def explanation_dict(explanation: Explanation) -> dict[str, object]:
         "passage": explanation.passage,
         "passage_source": explanation.passage_source,
         "aliases": list(explanation.aliases),
-        "missing_groups": list(explanation.missing_groups),
+        "missing_groups": [list(group) for group in explanation.missing_groups],
         "excluded_by": explanation.excluded_by,
         "notes": list(explanation.notes),
     }

@@ -78,8 +78,8 @@ def try_text(
         )
         typer.echo(f"  closest passage ({row['passage_source']}): {_clip(row['passage'], 160)}")
         typer.echo(f"  aliases matched: {', '.join(row['aliases']) or '(none)'}")
-        if row["missing_groups"]:
-            typer.echo(f"  require groups missing: {', '.join(map(str, row['missing_groups']))}")
+        for group in row["missing_groups"]:
+            typer.echo(f"  vetoed, require group missing: {match.group_label(group)}")
         if row["excluded_by"]:
             typer.echo(f"  vetoed by exclude alias: {row['excluded_by']}")
 

@@ -13,20 +13,21 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from monitor import match
+from monitor.config import TopicConfig
 from monitor.embed import Embedder, article_text, from_bytes, load_embedder, to_bytes
 from monitor.errors import ModelError
 from monitor.logs import event
 from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db
+from monitor.store import db, queries
 from monitor.store import matching as store
-from monitor.store.models import Article, Topic
+from monitor.store.models import Article
 
 log = logging.getLogger(__name__)
 
@@ -86,39 +87,67 @@ def ensure_vectors(
     return vectors, len(missing)
 
 
-def topic_models(runtime: Runtime, session: Session) -> list[tuple[Topic, match.TopicModel]]:
-    """Active topics as scoring models, rebuilt only when config, model or feedback change."""
+@dataclass(frozen=True)
+class TopicRef:
+    """A topic's identity as plain values: the row id (``Match.topic_id``) and its name.
+
+    Caches hold this, never the ORM ``Topic`` row: a row outlives its session only until a
+    rollback expires it (a dropped PostgreSQL connection did), and every later tick then
+    crashed on ``topic.id`` with ``DetachedInstanceError``.
+    """
+
+    id: int
+    name: str
+
+
+ScoredTopic = tuple[TopicRef, match.TopicModel]
+
+
+def topic_models(runtime: Runtime, session: Session) -> list[ScoredTopic]:
+    """Active topics as scoring models, built from config (plus judged articles' vectors).
+
+    Rebuilt only when a topic's config, the model or the feedback change. The cache keeps
+    plain values only, so a transaction rolled back after the build leaves it valid.
+    """
     embedder = get_embedder(runtime)
-    rows = store.active_topics(session)
-    specs = [t for t in runtime.config.topics if t.name in rows]
+    ids = store.active_topic_ids(session)
+    specs = [t for t in runtime.config.topics if t.name in ids]
     key = (
         embedder.model_id,
-        tuple(rows[t.name].config_hash for t in specs),
+        tuple((ids[t.name], queries.topic_config_hash(t)) for t in specs),
         store.feedback_version(session),
     )
     cached = runtime.resources.get(TOPICS_KEY)
     if isinstance(cached, _TopicCache) and cached.key == key:
-        return cached.models
-    models = []
-    for spec in specs:
-        row = rows[spec.name]
-        feedback = feedback_examples(session, embedder, row.id, runtime.config.model.max_seq_length)
-        models.append(
-            (
-                row,
-                match.build_topic(
-                    spec, embedder.encode, base_dir=runtime.config.base_dir, feedback=feedback
-                ),
-            )
+        return list(cached.models)
+    models = tuple(
+        (
+            TopicRef(ids[spec.name], spec.name),
+            _build(runtime, session, embedder, spec, ids[spec.name]),
         )
+        for spec in specs
+    )
     runtime.resources[TOPICS_KEY] = _TopicCache(key, models)
-    return models
+    return list(models)
 
 
-@dataclass
+def _build(
+    runtime: Runtime, session: Session, embedder: Embedder, spec: TopicConfig, topic_id: int
+) -> match.TopicModel:
+    """One topic's model: its config's exemplars plus the articles judged for it."""
+    feedback = feedback_examples(session, embedder, topic_id, runtime.config.model.max_seq_length)
+    return match.build_topic(
+        spec, embedder.encode, base_dir=runtime.config.base_dir, feedback=feedback
+    )
+
+
+@dataclass(frozen=True)
 class _TopicCache:
-    key: Any
-    models: list[tuple[Topic, match.TopicModel]]
+    """What the models were built from (model id, topic ids and config hashes, feedback
+    version) and the models; plain values only."""
+
+    key: tuple[str, tuple[tuple[int, str], ...], tuple[int, int, int, str]]
+    models: tuple[ScoredTopic, ...]
 
 
 def feedback_examples(
@@ -135,8 +164,9 @@ def feedback_examples(
 def match_new(runtime: Runtime) -> MatchReport:
     """Embed and score articles not yet matched, batch by batch, newest first.
 
-    Stops between batches when ``runtime.stop`` is set. A model failure is logged and recorded
-    in the report (the articles stay pending and are retried next run); it never raises.
+    Stops between batches when ``runtime.stop`` is set. A model failure or a database error
+    from the driver (a dropped connection) is logged as one line and recorded in the report;
+    the batch rolled back, so its articles stay pending and are retried next run.
     """
     report = MatchReport()
     batch_size = runtime.config.model.batch_size
@@ -146,6 +176,10 @@ def match_new(runtime: Runtime) -> MatchReport:
         except ModelError as exc:
             report.error = str(exc)
             event(log, logging.ERROR, "matching failed", error=str(exc))
+            break
+        except (OperationalError, InterfaceError) as exc:  # e.g. a dropped connection
+            report.error = f"database error: {exc.orig}"
+            event(log, logging.ERROR, "matching interrupted; retried next run", error=report.error)
             break
         if done == 0:
             break
@@ -206,7 +240,7 @@ def _record(
     session: Session,
     runtime: Runtime,
     article: Article,
-    topic: Topic,
+    topic: TopicRef,
     verdict: match.Verdict,
     vector: np.ndarray,
     report: MatchReport,
@@ -217,7 +251,7 @@ def _record(
     row = store.add_match(
         session,
         article,
-        topic,
+        topic.id,
         verdict.score,
         verdict.explanation.semantic,
         explanation,

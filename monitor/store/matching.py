@@ -71,8 +71,10 @@ def save_vectors(session: Session, model_id: str, dim: int, vectors: dict[int, b
         )
 
 
-def active_topics(session: Session) -> dict[str, Topic]:
-    return {t.name: t for t in session.scalars(select(Topic).where(Topic.active.is_(True)))}
+def active_topic_ids(session: Session) -> dict[str, int]:
+    """Name -> id of the active topics, as plain values (safe to keep past the session)."""
+    rows = session.execute(select(Topic.name, Topic.id).where(Topic.active.is_(True)))
+    return {str(name): int(topic_id) for name, topic_id in rows}
 
 
 def existing_matches(session: Session, article_ids: Sequence[int]) -> set[tuple[int, int]]:
@@ -88,7 +90,7 @@ def existing_matches(session: Session, article_ids: Sequence[int]) -> set[tuple[
 def add_match(
     session: Session,
     article: Article,
-    topic: Topic,
+    topic_id: int,
     score: float,
     semantic: float,
     explanation: dict[str, Any],
@@ -97,7 +99,7 @@ def add_match(
     """Insert a match (flushed, so its id can key deliveries in the same transaction)."""
     row = Match(
         article_id=article.id,
-        topic_id=topic.id,
+        topic_id=topic_id,
         score=score,
         semantic_score=semantic,
         explanation=explanation,
@@ -127,10 +129,20 @@ def feedback_for_topic(session: Session, topic_id: int) -> list[tuple[Article, b
     return [(article, bool(relevant)) for article, relevant in rows]
 
 
-def feedback_version(session: Session) -> tuple[int, int]:
-    """Changes whenever a judgement is added or changed: (count, newest id)."""
-    row = session.execute(select(func.count(Feedback.id), func.max(Feedback.id))).one()
-    return int(row[0] or 0), int(row[1] or 0)
+def feedback_version(session: Session) -> tuple[int, int, int, str]:
+    """Changes whenever a judgement is added or changed: (count, newest id, how many say
+    relevant, newest judgement time). A changed judgement keeps count and id but moves the
+    time (``record_feedback`` stamps it), so the topic models are rebuilt for it too."""
+    row = session.execute(
+        select(
+            func.count(Feedback.id),
+            func.max(Feedback.id),
+            func.count(Feedback.id).filter(Feedback.relevant.is_(True)),
+            func.max(Feedback.created_at),
+        )
+    ).one()
+    newest = row[3].isoformat() if row[3] is not None else ""
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), newest
 
 
 def record_feedback(session: Session, match_id: int, relevant: bool) -> Feedback:

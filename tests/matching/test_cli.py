@@ -27,7 +27,7 @@ from .conftest import FIXTURES
 REPO = Path(__file__).resolve().parents[2]
 LABELED = FIXTURES / "labeled.jsonl"
 # One require group; at threshold -0.2 the aliases alone decide (score = semantic + 0.15 when
-# the group matches, semantic - 1.0 when it does not), so the confusion matrix is known:
+# the group matches, a veto of semantic - 2.0 when it does not), so the confusion matrix is known:
 # en: TP 2, FN 1 ("Ash cloud..."), FP 1 (restaurant), TN 2; pl: TP 2, FP 1 (drink), TN 1.
 VOLCANO = """
 [[topics]]
@@ -120,7 +120,9 @@ def test_topics_test_prints_score_decision_and_explanation(
     article.write_text("Local bakery wins bread award\nThe sourdough was the best.", "utf-8")
     out = invoke(config, "topics", "test", "--file", str(article))
     assert "alliance: no match" in out
-    assert "require groups missing: 0, 1" in out
+    # each missing group is named by its first aliases, not by its index
+    assert "require group missing: north korea* / pyongyang / kim jong un / …" in out
+    assert "require group missing: russia* / moscow / putin* / …" in out
 
 
 def test_topics_preview_counts_samples_and_histogram(make_config: Callable[..., Config]) -> None:

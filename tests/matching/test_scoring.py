@@ -8,6 +8,7 @@ import numpy as np
 
 from monitor import match
 from monitor.config import Config
+from monitor.domain import Explanation
 from monitor.embed import SentenceTransformerEmbedder, article_text
 
 ON_TOPIC = (
@@ -66,7 +67,8 @@ def test_missing_require_group_blocks_a_semantically_close_article(
     topic = _topic(make_config(), embedder)
     verdict = _score(topic, embedder, NK_ONLY)
     assert not verdict.matched
-    assert verdict.explanation.missing_groups == (1,)  # no Russia alias
+    russia = ("russia*", "moscow", "putin*", "rusia", "rosj*", "러시아*", "росси*")
+    assert verdict.explanation.missing_groups == (russia,)  # named by its aliases
     semantic_only = _score(topic, embedder, NK_ONLY, match.ScoringParams(use_require=False))
     assert semantic_only.score > verdict.score
     assert semantic_only.explanation.aliases == ()
@@ -160,3 +162,54 @@ def test_embedder_returns_unit_float32_vectors_and_truncates(
     b = embedder.encode([long + " completely different ending about cooking"])[0]
     assert np.allclose(a, b, atol=1e-5)
     assert embedder.model_id == "packaged:all-MiniLM-L6-v2@128"
+
+
+# Written for this test (Indonesian): North Korea sends troops to Russia, no word on sanctions.
+TROOPS_ID = (
+    "Korea Utara mengirim ribuan tentara ke Rusia",
+    "Pyongyang dilaporkan memberangkatkan ribuan tentara untuk membantu Moskow di garis depan, "
+    "kata pejabat intelijen.",
+)
+SANCTIONS_TOPIC = """
+[[topics]]
+name = "nk-sanctions"
+descriptions = [
+  "North Korea breaks UN sanctions by arming Russia",
+  "Korea Utara mengirim pasukan ke Rusia melanggar sanksi PBB",
+]
+require = [["korea utara", "north korea*", "pyongyang"], ["sanksi", "sanction*", "embargo"]]
+threshold = 0.2
+"""
+
+
+def test_a_missing_require_group_is_a_veto_however_close_the_meaning(
+    make_config: Callable[..., Config], embedder: SentenceTransformerEmbedder
+) -> None:
+    topic = _topic(make_config(topics=SANCTIONS_TOPIC), embedder)
+    verdict = _score(topic, embedder, TROOPS_ID)
+    # close in meaning (well above the threshold even after a share of a penalty) ...
+    assert verdict.explanation.semantic - 0.5 >= topic.threshold
+    # ... but the sanctions group has no alias in the text: no match, and it says which group
+    assert not verdict.matched
+    assert verdict.score < topic.threshold - 1.0
+    assert verdict.explanation.missing_groups == (("sanksi", "sanction*", "embargo"),)
+    assert "korea utara" in verdict.explanation.aliases
+    assert "require group missing: sanksi / sanction* / embargo" in verdict.explanation.notes
+    with_sanctions = (TROOPS_ID[0] + " meski ada sanksi", TROOPS_ID[1])
+    assert _score(topic, embedder, with_sanctions).matched
+
+
+def test_the_veto_is_off_in_semantic_only_mode(
+    make_config: Callable[..., Config], embedder: SentenceTransformerEmbedder
+) -> None:
+    topic = _topic(make_config(topics=SANCTIONS_TOPIC), embedder)
+    verdict = _score(topic, embedder, TROOPS_ID, match.ScoringParams(use_require=False))
+    assert verdict.matched
+    assert verdict.explanation.missing_groups == ()
+
+
+def test_explanation_dict_lists_missing_groups_by_alias() -> None:
+    explanation = Explanation(score=-1.2, semantic=0.8, missing_groups=(("a", "b"),))
+    assert match.explanation_dict(explanation)["missing_groups"] == [["a", "b"]]
+    assert match.group_label(("a", "b", "c", "d")) == "a / b / c / …"
+    assert match.group_label(("a", "b")) == "a / b"

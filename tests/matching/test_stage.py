@@ -215,3 +215,50 @@ def test_live_batches_hold_only_live_articles_and_history_batches_are_short(
         assert article.matched_at is not None
         assert store.count_pending(session) == 20
     assert stage._match_batch(runtime, 64, report) == 64 // stage.HISTORY_BATCH_DIVISOR
+
+
+class _Interrupted(Exception):
+    """Stands for a dropped connection: anything that rolls a session back."""
+
+
+def test_topic_cache_survives_a_rolled_back_session(runtime: Runtime) -> None:
+    # the models are built (and cached) inside a transaction that then rolls back, as when
+    # PostgreSQL drops the connection mid-batch; the cache must still score and record later
+    def build_then_fail() -> None:
+        with db.session_scope(runtime.sessions) as session:
+            stage.topic_models(runtime, session)
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        build_then_fail()
+    (aid,) = add_articles(runtime, [(ON_TOPIC, NOW, False)])
+    report = stage.match_new(runtime)
+    assert (report.matched, report.alerted, report.error) == (1, 1, "")
+    with db.session_scope(runtime.sessions) as session:
+        assert session.scalars(select(Match.article_id)).all() == [aid]
+
+
+def test_topic_cache_holds_plain_values_only(runtime: Runtime) -> None:
+    with db.session_scope(runtime.sessions) as session:
+        stage.topic_models(runtime, session)
+    cached = runtime.resources[stage.TOPICS_KEY]
+    refs = [ref for ref, _ in cached.models]
+    assert [type(ref) for ref in refs] == [stage.TopicRef]
+    assert refs[0].name == "alliance"
+    assert isinstance(refs[0].id, int)
+
+
+def test_a_changed_judgement_rebuilds_the_topic(runtime: Runtime) -> None:
+    add_articles(runtime, [(ON_TOPIC, NOW, False)])
+    stage.match_new(runtime)
+    with db.session_scope(runtime.sessions) as session:
+        match_id = session.scalars(select(Match.id)).one()
+        store.record_feedback(session, match_id, relevant=True)
+    with db.session_scope(runtime.sessions) as session:
+        (_, relevant_model), *_ = stage.topic_models(runtime, session)
+        store.record_feedback(session, match_id, relevant=False)  # the user changes their mind
+    with db.session_scope(runtime.sessions) as session:
+        (_, irrelevant_model), *_ = stage.topic_models(runtime, session)
+    assert "feedback:relevant" in [e.source for e in relevant_model.positives]
+    assert "feedback:relevant" not in [e.source for e in irrelevant_model.positives]
+    assert [e.source for e in irrelevant_model.negatives] == ["feedback:irrelevant"]
