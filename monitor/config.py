@@ -298,6 +298,14 @@ class ApiConfig(_Section):
     )
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
     token: SecretStr = Field(SecretStr(""), description="Bearer token (use ${VAR}).")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the API answers to besides localhost, loopback addresses and "
+        'api.host, e.g. ["monitor.internal"] behind a proxy ("*.example.org" for subdomains, '
+        '"*" for any); other Host headers get 400, which stops DNS rebinding. When api.host '
+        "listens on every address (0.0.0.0, ::) and this is empty, any Host is accepted (a "
+        "token is required there anyway).",
+    )
     heartbeat_max_age: Duration = Field(
         60.0,
         description="/healthz answers 503 when no scheduler tick is newer than this "

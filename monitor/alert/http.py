@@ -19,6 +19,7 @@ from monitor import __version__
 from monitor.alert import netdiag
 from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.http_headers import parse_retry_after
+from monitor.redact import redact_text, redact_url
 
 BODY_IN_ERROR = 300
 
@@ -46,7 +47,8 @@ def post_json(
         "Idempotency-Key": key,
         **(headers or {}),
     }
-    host = urlsplit(url).netloc or url
+    # host[:port] only: the userinfo (user:password@) and the path (Slack's token) stay out
+    host = urlsplit(url).netloc.rpartition("@")[2] or redact_url(url)
     try:
         with httpx.Client(
             timeout=httpx.Timeout(timeout_s), follow_redirects=False, verify=tls_context()
@@ -55,7 +57,8 @@ def post_json(
     except httpx.TimeoutException as exc:
         raise DeliveryError(f"timeout: no answer from {host} within {timeout_s:g}s") from exc
     except httpx.HTTPError as exc:
-        raise DeliveryError(netdiag.describe(exc, host)) from exc
+        # httpx's own text can quote the whole URL
+        raise DeliveryError(redact_text(netdiag.describe(exc, host))) from exc
     check_status(response, host)
     return response
 
