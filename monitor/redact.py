@@ -13,13 +13,16 @@ A URL can carry a secret in three places, and each is masked with ``***``:
 
 Exception messages of httpx, psycopg and friends quote URLs, so :func:`redact_text` finds every
 URL in a text and masks it, along with bare ``user:password@host`` pairs and ``password=...``
-settings. Every edge that shows a URL or an error calls one of the two: the log formatters,
+settings. A caller that knows the secret URL (a channel sending to it) passes it as ``secrets``,
+so its path is masked even where the text quotes it alone (a server answering
+``Cannot POST /services/T01/B02/<token>``). Every edge that shows a URL or an error calls one of the two: the log formatters,
 ``config show`` / ``config check``, the outbox's ``last_error`` and what shows it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import SplitResult, unquote_plus, urlsplit
 
 __all__ = ["MASK", "redact_text", "redact_url"]
@@ -56,7 +59,7 @@ def _looks_like_token(text: str) -> bool:
 
 
 def _secret_param(name: str) -> bool:
-    lowered = name.lower()
+    lowered = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).lower()  # accessKey -> access_key
     return bool(_SECRET_WORDS.search(lowered) or _SECRET_PARTS.search(lowered))
 
 
@@ -109,11 +112,30 @@ def _redact_match(match: re.Match[str]) -> str:
     return redact_url(stripped) + text[len(stripped) :]
 
 
-def redact_text(text: str) -> str:
+def _mask_known(text: str, url: str) -> str:
+    """The secret parts of one known URL, wherever ``text`` quotes them (whole or in parts)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text.replace(url, MASK)
+    for piece, masked in (
+        (url, redact_url(url)),
+        (parts.path, _path(parts.path)),
+        (parts.query, _query(parts.query)),
+    ):
+        if piece and masked != piece:
+            text = text.replace(piece, masked)
+    return text
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Every URL in ``text`` through :func:`redact_url`, bare ``user:password@host`` and
-    ``password=...`` pairs masked; the rest of the text is unchanged."""
+    ``password=...`` pairs masked, and the secret parts of each URL in ``secrets`` wherever
+    they appear; the rest of the text is unchanged."""
     if not text:
         return text
+    for url in secrets:
+        text = _mask_known(text, url)
     text = _URL.sub(_redact_match, text)
     text = _BARE_USERINFO.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
     return _KEY_VALUE.sub(lambda m: f"{m.group(1)}={MASK}", text)

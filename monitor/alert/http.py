@@ -59,15 +59,16 @@ def post_json(
     except httpx.HTTPError as exc:
         # httpx's own text can quote the whole URL
         raise DeliveryError(redact_text(netdiag.describe(exc, host))) from exc
-    check_status(response, host)
+    check_status(response, host, url)
     return response
 
 
-def check_status(response: httpx.Response, host: str) -> None:
+def check_status(response: httpx.Response, host: str, url: str = "") -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
-    text = " ".join(response.text[:BODY_IN_ERROR].split())
+    # a body may quote the request path (Express: "Cannot POST /services/T01/B02/<token>")
+    text = redact_text(" ".join(response.text[:BODY_IN_ERROR].split()), secrets=[url])
     message = f"HTTP {status} from {host}: {text or '(empty body)'}"
     if status == 429 or status == 408 or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
