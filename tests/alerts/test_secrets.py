@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from monitor.api import create_app
 from monitor.cli import app
+from monitor.pipeline.delivery import dispatch_due
 from monitor.redact import MASK, redact_text, redact_url
 from monitor.store import db
 from monitor.store.models import Delivery, Match
@@ -141,17 +142,19 @@ def cli(config: Path, *args: str) -> str:
     return f"exit {result.exit_code}\n{result.output}"
 
 
-def test_a_failing_webhook_shows_no_url_secret_anywhere(
+def expected_error(server: LocalServer) -> str:
+    return f"HTTP 404 from 127.0.0.1:{server.port}: Cannot POST /services/T0001/B0001/***"
+
+
+def test_the_log_line_and_the_outbox_row_of_a_failing_webhook_hide_its_secrets(
     make_env: Callable[..., Env], express: LocalServer, tmp_path: Path
 ) -> None:
     env = make_env(hook_channel(express))
-    match_id = env.match("Kim meets Putin")
-    config = tmp_path / "config.toml"
-    expected = f"HTTP 404 from 127.0.0.1:{express.port}: Cannot POST /services/T0001/B0001/***"
-
-    # the daemon's own log line, as `monitor alerts dispatch` writes it to stderr
+    env.match("Kim meets Putin")
+    # the log line as the daemon's dispatcher writes it to stderr
+    config = str(tmp_path / "config.toml")
     dispatch = subprocess.run(
-        [sys.executable, "-m", "monitor", "--config", str(config), "alerts", "dispatch"],
+        [sys.executable, "-m", "monitor", "--config", config, "alerts", "dispatch"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -160,30 +163,43 @@ def test_a_failing_webhook_shows_no_url_secret_anywhere(
     assert dispatch.returncode == 0, dispatch.stderr
     assert len(express.requests_to(HOOK_PATH)) == 1
     [line] = [ln for ln in dispatch.stderr.splitlines() if "FAILED FOR GOOD" in ln]
-    assert expected in line
+    assert expected_error(express) in line
     assert_no_secret(dispatch.stderr)
-
-    # the outbox row
     with db.session_scope(env.runtime.sessions) as session:
         [row] = session.scalars(select(Delivery)).all()
-        assert row.status == "failed"
-        assert row.last_error == expected
-        article_id = session.get(Match, match_id).article_id
+        assert (row.status, row.last_error) == ("failed", expected_error(express))
 
-    # every command and route that shows it
-    listed = cli(config, "alerts", "list", "--format", "json")
-    assert json.loads(listed.split("\n", 1)[1])[0]["last_error"] == expected
-    table = cli(config, "alerts", "list")
-    shown = cli(config, "show", f"m{match_id}")
-    assert "HTTP 404 from 127.0.0.1" in shown
-    shown_json = cli(config, "show", f"m{match_id}", "--format", "json")
-    tested = cli(config, "alerts", "test", "--channel", "hook")
+
+def test_alerts_test_hides_the_url_secrets(
+    make_env: Callable[..., Env], express: LocalServer, tmp_path: Path
+) -> None:
+    make_env(hook_channel(express))
+    tested = cli(tmp_path / "config.toml", "alerts", "test", "--channel", "hook")
     assert tested.startswith("exit 1\n")
-    assert expected in tested
+    assert expected_error(express) in tested
+    assert_no_secret(tested)
+
+
+def test_alerts_list_show_and_the_api_hide_the_url_secrets(
+    make_env: Callable[..., Env], express: LocalServer, tmp_path: Path
+) -> None:
+    env = make_env(hook_channel(express))
+    match_id = env.match("Kim meets Putin")
+    dispatch_due(env.runtime)
+    with db.session_scope(env.runtime.sessions) as session:
+        article_id = session.get(Match, match_id).article_id
+    config = tmp_path / "config.toml"
+    listed = cli(config, "alerts", "list", "--format", "json")
+    assert json.loads(listed.split("\n", 1)[1])[0]["last_error"] == expected_error(express)
+    table = cli(config, "alerts", "list")
+    assert "HTTP 404 from 127.0.0.1" in table
+    shown = cli(config, "show", f"m{match_id}")
+    assert expected_error(express) in shown
+    shown_json = cli(config, "show", f"m{match_id}", "--format", "json")
     api = TestClient(create_app(env.runtime, token=""), base_url="http://localhost")
     detail = api.get(f"/api/articles/{article_id}").text
-    assert expected in detail
-    for output in (listed, table, shown, shown_json, tested, detail):
+    assert expected_error(express) in detail
+    for output in (listed, table, shown, shown_json, detail):
         assert_no_secret(output)
 
 
