@@ -106,7 +106,9 @@ def _db_session(request: Request) -> Iterator[Any]:
         yield session
 
 
-DbSession = Annotated[Any, Depends(_db_session)]
+# scope="function": commit BEFORE the answer is sent (FastAPI's default for yield dependencies
+# ends them after the response, so a client reading right after its POST saw the old state)
+DbSession = Annotated[Any, Depends(_db_session, scope="function")]
 
 
 def is_loopback(host: str) -> bool:

@@ -41,7 +41,8 @@ def test_matches_csv_neutralises_formula_titles(env) -> None:
         assert "'" + title in titles, f"{title!r} not neutralised"
     assert "North Korean troops story 7" in titles  # ordinary titles stay as they are
     scores = [float(row["score"]) for row in rows]  # numbers stay numbers
-    assert scores and all(0 < s < 1 for s in scores)
+    assert scores
+    assert all(0 < s < 1 for s in scores)
 
 
 @pytest.mark.parametrize(
