@@ -3,8 +3,8 @@
 A stage observes its histogram where the work happens (``with EMBED_SECONDS.time(): ...``, or
 ``@PARSE_SECONDS.time()`` on a method); ``/metrics`` shows them next to the counts it reads
 from the database. They live in the process that did the work, so they have values when the
-API runs inside ``monitor run`` (``api.enabled``); a separate ``monitor serve`` runs no stage
-and shows them at zero.
+API runs inside ``monitor run`` (``api.enabled``); a separate ``monitor serve`` polls and sends
+nothing (only its search queries are embedded).
 
 A leaf module (only prometheus_client), so every stage may import it without importing another.
 """
