@@ -35,6 +35,9 @@ PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_HOST_NAME_RE = re.compile(
+    r"^(\*|(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])$"
+)
 _ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
@@ -317,6 +320,17 @@ class ApiConfig(_Section):
         "the SQLite file, or .monitor-vectors/ in the config folder for PostgreSQL), a path, or "
         '"" to disable.',
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _HOST_NAME_RE.match(name):
+                raise ValueError(
+                    f'expected a host name like "monitor.internal" or "*.example.org" '
+                    f'(no scheme, port or path), got "{name}"'
+                )
+        return value
 
 
 class LoggingConfig(_Section):

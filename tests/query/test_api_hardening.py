@@ -31,6 +31,7 @@ from monitor.api import (
     valid_session,
 )
 from monitor.config import load_config
+from monitor.errors import ConfigError
 from monitor.pipeline.cycle import run_once
 from monitor.pipeline.delivery import dispatch_due
 from monitor.pipeline.runtime import open_runtime
@@ -164,6 +165,19 @@ def test_configured_names_are_served(tmp_path: Path, sqlite_url: str) -> None:
             assert status("127.0.0.1", origin="https://evil.test") == 403
     finally:
         runtime.close()
+
+
+def test_allowed_hosts_must_be_host_names(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        config_text(sqlite_url).replace(
+            'heartbeat_max_age = "60s"',
+            'heartbeat_max_age = "60s"\nallowed_hosts = ["https://monitor.internal/"]',
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"config\.toml:\d+: api\.allowed_hosts: expected a host"):
+        load_config(path, environ={})
 
 
 def test_every_answer_carries_the_security_headers(open_api) -> None:
