@@ -10,7 +10,8 @@ Without a token the API trusts the machine, so :class:`_Guard` keeps other web s
 * a ``Host`` header that is not localhost, a loopback address, ``api.host`` or one of
   ``api.allowed_hosts`` gets 400 (DNS rebinding: a hostile page whose name resolves to
   127.0.0.1 sends its own name as Host);
-* a POST whose ``Origin`` (or ``Referer``) is another site gets 403 (cross-site forms);
+* a POST (any method but GET, HEAD, OPTIONS) whose ``Origin`` (or ``Referer``) is another
+  site gets 403 (cross-site forms and fetches);
 * a request body over :data:`MAX_BODY_BYTES` gets 413;
 * every answer carries a strict Content-Security-Policy (scripts and styles only from this
   server: the page has no inline script or style, /docs serves Swagger UI's files itself),
