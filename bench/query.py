@@ -306,7 +306,8 @@ def bench_matches(engine: Engine, url: str, repeat: int) -> None:
 
     config = Config(database=DatabaseConfig(url=url))
     runtime = Runtime(config=config, engine=engine, sessions=sessions, worker_id="bench")
-    client = TestClient(create_app(runtime, token=""))
+    # the API answers only to names of this machine (DNS-rebinding guard), not "testserver"
+    client = TestClient(create_app(runtime, token=""), base_url="http://localhost")
 
     def api() -> int:
         topic = topics[next(counter) % TOPICS]

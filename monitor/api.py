@@ -1,8 +1,22 @@
-"""The HTTP API, /healthz, /metrics and the web page (FastAPI + uvicorn, Jinja2 templates).
+"""The HTTP API, /healthz, /metrics, /docs and the web page (FastAPI + uvicorn, Jinja2 templates).
 
-Security: when ``api.token`` is set every route except ``/healthz`` and the OpenAPI document
-needs ``Authorization: Bearer <token>`` (the web page also accepts the cookie set by its
-``/login`` form). Listening beyond loopback without a token is refused at start-up.
+Security: when ``api.token`` is set every route except ``/healthz``, ``/docs``, its static
+assets and the OpenAPI document needs ``Authorization: Bearer <token>`` (the web page also
+accepts the signed session cookie its ``/login`` form sets: an HMAC, never the token itself).
+Listening beyond loopback without a token is refused at start-up.
+
+Without a token the API trusts the machine, so :class:`_Guard` keeps other web sites out of it:
+
+* a ``Host`` header that is not localhost, a loopback address, ``api.host`` or one of
+  ``api.allowed_hosts`` gets 400 (DNS rebinding: a hostile page whose name resolves to
+  127.0.0.1 sends its own name as Host);
+* a POST (any method but GET, HEAD, OPTIONS) whose ``Origin`` (or ``Referer``) is another
+  site gets 403 (cross-site forms and fetches);
+* a request body over :data:`MAX_BODY_BYTES` gets 413;
+* every answer carries a strict Content-Security-Policy (scripts and styles only from this
+  server: the page has no inline script or style, /docs serves Swagger UI's files itself),
+  ``X-Frame-Options: DENY`` and ``X-Content-Type-Options: nosniff``.
+
 Feed content is untrusted: the templates are rendered with autoescape on, and JSON responses are
 data, never markup.
 
@@ -12,24 +26,30 @@ The API reads through :mod:`monitor.store.search` only, so ``monitor matches`` a
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
+import fastapi_offline
 import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import __version__
 from monitor.errors import ConfigError, ModelError, MonitorError, NotFoundError
@@ -41,7 +61,40 @@ from monitor.store import db, search
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-COOKIE = "monitor_token"
+STATIC = Path(__file__).resolve().parent / "static"
+SWAGGER_UI = Path(fastapi_offline.__file__).resolve().parent / "static"
+# every file /static/ serves: a fixed list, so no path from a request reaches the file system
+ASSETS = {
+    "page.css": STATIC / "page.css",
+    "docs.js": STATIC / "docs.js",
+    "swagger-ui.css": SWAGGER_UI / "swagger-ui.css",
+    "swagger-ui-bundle.js": SWAGGER_UI / "swagger-ui-bundle.js",
+    "favicon.png": SWAGGER_UI / "favicon.png",
+}
+COOKIE = "monitor_session"
+SESSION_MAX_AGE_S = 7 * 86400
+MAX_BODY_BYTES = 64 * 1024  # the page's forms and the feedback JSON are a few bytes
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",  # Swagger UI's icons are data: URLs in its stylesheet
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+EVERY_ADDRESS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (recognised, not bound)
 
 
 class FeedbackIn(BaseModel):
@@ -54,7 +107,9 @@ def _db_session(request: Request) -> Iterator[Any]:
         yield session
 
 
-DbSession = Annotated[Any, Depends(_db_session)]
+# scope="function": commit BEFORE the answer is sent (FastAPI's default for yield dependencies
+# ends them after the response, so a client reading right after its POST saw the old state)
+DbSession = Annotated[Any, Depends(_db_session, scope="function")]
 
 
 def is_loopback(host: str) -> bool:
@@ -81,12 +136,168 @@ def safe_url(value: object) -> str:
     return text if urlsplit(text).scheme.lower() in ("http", "https") else "#"
 
 
-def _same_origin(request: Request) -> None:
-    """Refuse form posts from other sites (the page's forms work without a token on loopback,
-    so a hostile page must not be able to submit them from the user's browser)."""
-    origin = request.headers.get("origin") or request.headers.get("referer") or ""
-    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise HTTPException(403, "cross-site form post refused")
+def host_name(netloc: str) -> str:
+    """The host of a ``Host`` header or URL netloc, lower case, without port or brackets:
+    ``"[::1]:8080"`` -> ``"::1"``, ``"Example.org:80"`` -> ``"example.org"``."""
+    netloc = netloc.strip().lower().rpartition("@")[2]
+    if netloc.startswith("["):
+        return netloc[1:].partition("]")[0]
+    return netloc.partition(":")[0] if netloc.count(":") == 1 else netloc
+
+
+@dataclass(frozen=True)
+class HostRule:
+    """Which ``Host`` headers the API answers (see the module docstring)."""
+
+    names: frozenset[str]  # api.host and api.allowed_hosts
+    suffixes: tuple[str, ...]  # "*.example.org" -> ".example.org"
+    any_host: bool
+
+    @classmethod
+    def build(cls, bind_host: str, allowed: list[str]) -> HostRule:
+        configured = [a.strip().lower() for a in allowed if a.strip()]
+        names = {host_name(a) for a in configured if not a.startswith("*")}
+        any_host = "*" in configured or (host_name(bind_host) in EVERY_ADDRESS and not names)
+        suffixes = tuple(a[1:] for a in configured if a.startswith("*."))
+        return cls(frozenset(names | {host_name(bind_host)}), suffixes, any_host)
+
+    def configured(self, host: str) -> bool:
+        """``host`` is api.host or listed in api.allowed_hosts."""
+        return host in self.names or host.endswith(self.suffixes)
+
+    def allows(self, host_header: str) -> bool:
+        host = host_name(host_header)
+        return self.any_host or is_loopback(host) or self.configured(host)
+
+    def foreign_origin(self, origin: str, host_header: str) -> bool:
+        """An Origin (or Referer) that is neither this server as the browser addressed it nor
+        a configured name (a proxy may rewrite Host); ``null`` (sandboxed pages) is foreign."""
+        netloc = urlsplit(origin).netloc.lower()
+        if netloc and netloc == host_header.strip().lower():
+            return False
+        return not (netloc and self.configured(host_name(netloc)))
+
+
+class _Guard:
+    """ASGI middleware in front of every route: Host check (400), cross-site POSTs (403), body
+    size (413), and the security headers on every answer, refusals included."""
+
+    def __init__(self, app: ASGIApp, hosts: HostRule) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = _with_security_headers(send)
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope["method"], headers)
+        if refusal is None and scope["method"] not in SAFE_METHODS:
+            body, refusal = await _read_body(receive)
+            receive = _replay(body, receive)
+        if refusal is not None:
+            status, detail = refusal
+            await JSONResponse({"detail": detail}, status)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, method: str, headers: Headers) -> tuple[int, str] | None:
+        host = headers.get("host", "")
+        if not self.hosts.allows(host):
+            return 400, (
+                f'host "{host}" is not served here; add it to api.allowed_hosts if this '
+                "server is meant to answer to that name"
+            )
+        origin = headers.get("origin") or headers.get("referer") or ""
+        if method not in SAFE_METHODS and origin and self.hosts.foreign_origin(origin, host):
+            return 403, f'cross-site request refused (origin "{origin}" is not this server)'
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return 413, f"request body over {MAX_BODY_BYTES} bytes"
+        return None
+
+
+def _with_security_headers(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            for name, value in SECURITY_HEADERS.items():
+                headers.setdefault(name, value)
+        await send(message)
+
+    return wrapped
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
+    """The whole body, or a 413 refusal as soon as it grows past MAX_BODY_BYTES (a chunked
+    body declares no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away; the route sees an empty body
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return b"", (413, f"request body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), None
+
+
+def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
+    """A ``receive`` that hands the already-read body to the route, then the real one."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+def _session_key(token: str) -> bytes:
+    """The key that signs sessions, derived from the token: every worker and restart agrees
+    on it, and a new token ends every session."""
+    return hmac.new(token.encode(), b"monitor web session v1", hashlib.sha256).digest()
+
+
+def make_session(token: str, now: float | None = None) -> str:
+    """The login cookie's value: ``<issued unix time>.<HMAC>``; it does not contain the token."""
+    issued = str(int(time.time() if now is None else now))
+    mac = hmac.new(_session_key(token), issued.encode(), hashlib.sha256).hexdigest()
+    return f"{issued}.{mac}"
+
+
+def valid_session(token: str, value: str, now: float | None = None) -> bool:
+    """Signed with this token's key, and issued less than SESSION_MAX_AGE_S ago."""
+    issued, _, mac = value.partition(".")
+    if not (issued.isdigit() and len(issued) <= 12 and mac):
+        return False
+    expected = hmac.new(_session_key(token), issued.encode(), hashlib.sha256).hexdigest()
+    age = (time.time() if now is None else now) - int(issued)
+    return hmac.compare_digest(mac, expected) and -60 <= age <= SESSION_MAX_AGE_S
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    """A ``since``/``until`` parameter; anything unusable is a 400 naming the parameter."""
+    try:
+        return search.parse_when(value)
+    except OverflowError:
+        raise HTTPException(
+            400, f'{name}: "{value}" is out of the date range (years 1 to 9999)'
+        ) from None
+    except ValueError as exc:
+        raise HTTPException(400, f"{name}: {exc}") from None
+
+
+def _row_id(value: int, name: str) -> int:
+    """A path id: beyond 64 bits the databases cannot even compare it (SQLite overflows)."""
+    if not 1 <= value <= MAX_ID:
+        raise HTTPException(400, f"{name} must be between 1 and {MAX_ID}, got {value}")
+    return value
 
 
 def _templates() -> jinja2.Environment:
@@ -98,14 +309,20 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
-    """The whole HTTP surface for one runtime; ``token`` overrides ``api.token``."""
-    secret = runtime.config.api.token.get_secret_value() if token is None else token
+def create_app(runtime: Runtime, *, token: str | None = None, host: str | None = None) -> FastAPI:
+    """The whole HTTP surface for one runtime; ``token`` overrides ``api.token`` and ``host``
+    (the address it listens on) ``api.host``."""
+    api = runtime.config.api
+    secret = api.token.get_secret_value() if token is None else token
     app = FastAPI(
         title="monitor",
         version=__version__,
         description="Matches, articles, feeds and topics of a news monitor.",
+        docs_url=None,  # served below from local files: the CDN one is blank offline
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
+    app.add_middleware(_Guard, hosts=HostRule.build(host or api.host, api.allowed_hosts))
     env = _templates()
 
     def authorize(request: Request) -> None:
@@ -113,8 +330,9 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
             return
         header = request.headers.get("authorization", "")
         given = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        given = given or request.cookies.get(COOKIE, "")
-        if not (given and hmac.compare_digest(given.encode(), secret.encode())):
+        if given and hmac.compare_digest(given.encode(), secret.encode()):
+            return
+        if not valid_session(secret, request.cookies.get(COOKIE, "")):
             raise HTTPException(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
@@ -134,6 +352,12 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
     def _monitor_error(_request: Request, exc: MonitorError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
+    @app.exception_handler(OverflowError)
+    def _overflow(_request: Request, _exc: OverflowError) -> JSONResponse:
+        # e.g. ?feed=<a 30-digit id>: SQLite cannot bind integers beyond 64 bits
+        detail = f"a number in the request is out of range (ids go up to {MAX_ID})"
+        return JSONResponse({"detail": detail}, status_code=400)
+
     @app.get("/api/matches", dependencies=auth, summary="Matches, newest first (keyset pages)")
     def api_matches(
         s: DbSession,
@@ -145,16 +369,16 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
+        flt = search.MatchFilter(
+            topic=topic,
+            since=_when(since, "since"),
+            until=_when(until, "until"),
+            min_score=min_score,
+            feed=feed,
+            limit=limit,
+            cursor=cursor,
+        )
         try:
-            flt = search.MatchFilter(
-                topic=topic,
-                since=search.parse_when(since),
-                until=search.parse_when(until),
-                min_score=min_score,
-                feed=feed,
-                limit=limit,
-                cursor=cursor,
-            )
             items, next_cursor = search.list_matches(s, flt)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
@@ -167,16 +391,13 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         lang: str | None = None,
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 20,
     ) -> dict[str, Any]:
-        try:
-            since_at = search.parse_when(since)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
+        since_at = _when(since, "since")
         items = querying.search_articles(runtime, q, limit=limit, since=since_at, lang=lang)
         return {"items": items}
 
     @app.get("/api/articles/{article_id}", dependencies=auth, summary="One article in detail")
     def api_article(article_id: int, s: DbSession) -> dict[str, Any]:
-        return search.article_detail(s, article_id)
+        return search.article_detail(s, _row_id(article_id, "article id"))
 
     @app.get("/api/feeds", dependencies=auth, summary="Feeds and their health")
     def api_feeds(s: DbSession) -> dict[str, Any]:
@@ -192,7 +413,7 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         summary="Judge a match relevant or not",
     )
     def api_feedback(match_id: int, body: FeedbackIn, s: DbSession) -> dict[str, Any]:
-        return search.record_feedback(s, match_id, body.relevant)
+        return search.record_feedback(s, _row_id(match_id, "match id"), body.relevant)
 
     @app.get("/healthz", summary="200 when the scheduler ticked recently and the DB answers")
     def healthz() -> JSONResponse:
@@ -224,7 +445,7 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
 
     @app.post("/feedback/{match_id}", dependencies=auth, include_in_schema=False)
     async def page_feedback(match_id: int, request: Request) -> RedirectResponse:
-        _same_origin(request)
+        _row_id(match_id, "match id")  # cross-site posts were refused by _Guard
         relevant = (await _form(request)).get("relevant", "1") in ("1", "true", "yes")
 
         def write() -> None:
@@ -244,8 +465,26 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         if not secret or not hmac.compare_digest(token_in.encode(), secret.encode()):
             return HTMLResponse(env.get_template("login.html.j2").render(error=True), 401)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token_in, httponly=True, samesite="strict")
+        response.set_cookie(
+            COOKIE,
+            make_session(secret),
+            max_age=SESSION_MAX_AGE_S,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(env.get_template("docs.html.j2").render(title=app.title))
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        path = ASSETS.get(name)
+        if path is None:
+            raise HTTPException(404, f"no static file {name!r}")
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
     return app
 
@@ -368,7 +607,7 @@ def _server(runtime: Runtime, host: str | None, port: int | None) -> Any:
     port = port or api.port
     token = api.token.get_secret_value()
     check_bind(host, token)
-    app = create_app(runtime)
+    app = create_app(runtime, host=host)
     threading.Thread(
         target=querying.warm_up, args=(runtime,), name="search-warm-up", daemon=True
     ).start()

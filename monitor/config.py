@@ -35,6 +35,9 @@ PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_HOST_NAME_RE = re.compile(
+    r"^(\*|(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])$"
+)
 _ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
@@ -306,6 +309,14 @@ class ApiConfig(_Section):
     )
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
     token: SecretStr = Field(SecretStr(""), description="Bearer token (use ${VAR}).")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the API answers to besides localhost, loopback addresses and "
+        'api.host, e.g. ["monitor.internal"] behind a proxy ("*.example.org" for subdomains, '
+        '"*" for any); other Host headers get 400, which stops DNS rebinding. When api.host '
+        "listens on every address (0.0.0.0, ::) and this is empty, any Host is accepted (a "
+        "token is required there anyway).",
+    )
     heartbeat_max_age: Duration = Field(
         60.0,
         description="/healthz answers 503 when no scheduler tick is newer than this "
@@ -317,6 +328,17 @@ class ApiConfig(_Section):
         "the SQLite file, or .monitor-vectors/ in the config folder for PostgreSQL), a path, or "
         '"" to disable.',
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _HOST_NAME_RE.match(name):
+                raise ValueError(
+                    f'expected a host name like "monitor.internal" or "*.example.org" '
+                    f'(no scheme, port or path), got "{name}"'
+                )
+        return value
 
 
 class LoggingConfig(_Section):

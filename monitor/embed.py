@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from monitor import metrics
 from monitor.config import PACKAGED_MODEL, ModelConfig
 from monitor.errors import ModelError
 from monitor.memory import release_free_memory
@@ -99,6 +100,7 @@ class SentenceTransformerEmbedder:
         self.dim = int(dimension() or 0)
         self._lock = threading.Lock()
 
+    @metrics.EMBED_SECONDS.time()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed in batches of ``config.batch_size``; unit vectors, float32."""
         if not texts:

@@ -1,7 +1,10 @@
 """Structured logging: one line per event, ``key=value`` by default or JSON.
 
 Call sites pass fields through ``extra={"fields": {...}}`` or :func:`event`; secrets never go in
-fields (config holds them as ``SecretStr``).
+fields (config holds them as ``SecretStr``). URLs and exception texts do (httpx quotes the URL it
+failed on, userinfo and all), so both formatters pass the finished line through
+:func:`monitor.redact.redact_text`: no password, token path segment or secret query value of a
+URL reaches a log line, whoever logged it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from monitor.redact import redact_text
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -38,7 +43,7 @@ class KeyValueFormatter(logging.Formatter):
         parts += [f"{k}={_kv_value(v)}" for k, v in _fields(record).items()]
         if record.exc_info:
             parts.append(f"exc={_kv_value(self.formatException(record.exc_info))}")
-        return " ".join(parts)
+        return redact_text(" ".join(parts))
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,7 +62,7 @@ class JsonFormatter(logging.Formatter):
         )
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        return redact_text(json.dumps(data, ensure_ascii=False))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "keyvalue") -> None:

@@ -19,6 +19,7 @@ from monitor import __version__
 from monitor.alert import netdiag
 from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.http_headers import parse_retry_after
+from monitor.redact import redact_text, redact_url
 
 BODY_IN_ERROR = 300
 
@@ -46,7 +47,8 @@ def post_json(
         "Idempotency-Key": key,
         **(headers or {}),
     }
-    host = urlsplit(url).netloc or url
+    # host[:port] only: the userinfo (user:password@) and the path (Slack's token) stay out
+    host = urlsplit(url).netloc.rpartition("@")[2] or redact_url(url)
     try:
         with httpx.Client(
             timeout=httpx.Timeout(timeout_s), follow_redirects=False, verify=tls_context()
@@ -55,16 +57,18 @@ def post_json(
     except httpx.TimeoutException as exc:
         raise DeliveryError(f"timeout: no answer from {host} within {timeout_s:g}s") from exc
     except httpx.HTTPError as exc:
-        raise DeliveryError(netdiag.describe(exc, host)) from exc
-    check_status(response, host)
+        # httpx's own text can quote the whole URL
+        raise DeliveryError(redact_text(netdiag.describe(exc, host))) from exc
+    check_status(response, host, url)
     return response
 
 
-def check_status(response: httpx.Response, host: str) -> None:
+def check_status(response: httpx.Response, host: str, url: str = "") -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
-    text = " ".join(response.text[:BODY_IN_ERROR].split())
+    # a body may quote the request path (Express: "Cannot POST /services/T01/B02/<token>")
+    text = redact_text(" ".join(response.text[:BODY_IN_ERROR].split()), secrets=[url])
     message = f"HTTP {status} from {host}: {text or '(empty body)'}"
     if status == 429 or status == 408 or status >= 500:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

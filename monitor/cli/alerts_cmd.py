@@ -10,6 +10,7 @@ import typer
 from monitor.cli import common
 from monitor.errors import DeliveryError, NotFoundError
 from monitor.logs import setup_logging
+from monitor.redact import redact_text
 from monitor.store import db
 from monitor.store import outbox as store
 from monitor.store.models import Delivery
@@ -34,7 +35,8 @@ def send_test_alert(
         send_test(config, channel)
     except DeliveryError as exc:
         kind = "permanent" if type(exc).__name__.startswith("Permanent") else "temporary"
-        raise common.fail(f'channel "{channel}" failed ({kind}): {exc}') from None
+        reason = redact_text(str(exc))  # an error can quote the channel's URL
+        raise common.fail(f'channel "{channel}" failed ({kind}): {reason}') from None
     typer.echo(f'test alert sent through channel "{channel}"')
 
 
@@ -51,7 +53,7 @@ def delivery_row(row: Delivery) -> dict[str, Any]:
         "next_attempt": row.next_attempt_at if row.status == store.PENDING else None,
         "sent_at": row.sent_at,
         "created_at": row.created_at,
-        "last_error": row.last_error,
+        "last_error": row.last_error and redact_text(row.last_error),
         "key": row.idempotency_key,
     }
 

@@ -57,7 +57,7 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str 
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         sys.stdout.write(buffer.getvalue())
         return
     if not rows:
@@ -68,6 +68,19 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str 
     typer.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
         typer.echo("  ".join(_fit(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+# a spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...), +cmd|...)
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV value a spreadsheet shows as text: feed titles are untrusted, so a text starting
+    with a formula character gets a leading single quote (OWASP's advice). Numbers are data
+    and stay as they are (a score of -0.25 is not a formula)."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
 
 
 def _cell(value: Any) -> str:

@@ -6,6 +6,7 @@ import typer
 
 from monitor.cli import common
 from monitor.config import format_duration
+from monitor.redact import redact_text, redact_url
 
 config_app = typer.Typer(help="Check and inspect the configuration.", no_args_is_help=True)
 
@@ -23,7 +24,7 @@ def check() -> None:
         f"{n} ({c.type}{'' if c.enabled else ', disabled'})" for n, c in cfg.alerts.items()
     )
     typer.echo(f"{cfg.path}: OK")
-    typer.echo(f"  database: {cfg.database.url}")
+    typer.echo(f"  database: {redact_url(cfg.database.url)}")
     typer.echo(f"  model:    {cfg.model.name} on {cfg.model.device}")
     typer.echo(
         f"  feeds:    {len(cfg.feeds)} (default interval {format_duration(cfg.polling.interval)})"
@@ -36,10 +37,13 @@ def check() -> None:
 def show() -> None:
     """Print the effective configuration as JSON, secrets masked.
 
+    Secret fields print as ``**********``; passwords and tokens inside URLs (the database URL,
+    feed URLs) as ``***``.
+
     Example: monitor config show
     """
     cfg = common.config()
-    typer.echo(cfg.model_dump_json(indent=2))
+    typer.echo(redact_text(cfg.model_dump_json(indent=2)))
 
 
 @config_app.command("docs")

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from monitor import __version__
+from monitor import __version__, metrics
 from monitor.config import PollingConfig
 from monitor.domain import FeedRef, FetchResult
 from monitor.errors import FetchError, FetchTimeout, ResponseTooLarge, TooManyRedirects
@@ -158,7 +158,9 @@ class Fetcher:
                 result = _failure(feed.url, FetchTimeout(f"timeout: {_describe(exc)}"))
             except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
                 result = _failure(feed.url, FetchError(_describe(exc)))
-            return _with_elapsed(result, time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            metrics.FETCH_SECONDS.observe(elapsed)
+            return _with_elapsed(result, elapsed)
 
     async def _fetch(self, feed: FeedRef) -> FetchResult:
         assert self._client is not None, "use Fetcher as an async context manager"

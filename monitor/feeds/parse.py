@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
+from monitor import metrics
 from monitor.domain import Entry, ParsedFeed
 from monitor.errors import ParseError
 from monitor.feeds.plainrss import read_plain_rss
@@ -441,6 +442,7 @@ class ParserPool:
         """The same as :meth:`parse`, for callers without an event loop."""
         return self._run(body, kwargs)
 
+    @metrics.PARSE_SECONDS.time()
     def _run(self, body: bytes, kwargs: dict[str, Any]) -> ParsedFeed:
         for _attempt in range(3):
             with self._lock:

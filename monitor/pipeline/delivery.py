@@ -46,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from monitor import metrics
 from monitor.alert import Channel, make_channel, render
 from monitor.alert.message import Alert, Message, Part, http_link
 from monitor.alert.schedule import digest_slot, quiet_until
@@ -54,6 +55,7 @@ from monitor.errors import DeliveryError, MonitorError, NotFoundError, Permanent
 from monitor.logs import event
 from monitor.pipeline import clock
 from monitor.pipeline.runtime import Runtime
+from monitor.redact import redact_text
 from monitor.store import db
 from monitor.store import outbox as store
 from monitor.store.models import Article, Delivery, Feed, Match, Topic
@@ -204,7 +206,8 @@ def _channel(runtime: Runtime, name: str, cache: dict[str, Channel]) -> Channel:
 
 def _send(channel: Channel, message: Message, key: str) -> DeliveryError | None:
     try:
-        channel.send(message, key)
+        with metrics.DELIVER_SECONDS.time():
+            channel.send(message, key)
     except DeliveryError as exc:
         return exc
     except Exception as exc:  # a channel bug must not kill the loop; the row keeps the error
@@ -241,8 +244,10 @@ def _finish(
             )
             return "sent"
         retry_at = _retry_at(runtime, session, delivery_id, now, created_at, error)
+        # the row's last_error is shown by `alerts list`, `show` and the API: no URL secrets
+        reason = redact_text(str(error))
         store.record_failure(
-            session, delivery_id, now=now, error=str(error), duration_s=took, retry_at=retry_at
+            session, delivery_id, now=now, error=reason, duration_s=took, retry_at=retry_at
         )
     if retry_at is None:
         event(
@@ -252,7 +257,7 @@ def _finish(
             delivery_id=delivery_id,
             channel=channel,
             key=key,
-            error=str(error),
+            error=reason,
             reason="permanent error"
             if isinstance(error, PermanentDeliveryError)
             else "give_up_after passed",
@@ -266,7 +271,7 @@ def _finish(
         delivery_id=delivery_id,
         channel=channel,
         key=key,
-        error=str(error),
+        error=reason,
         retry_at=retry_at.isoformat(),
     )
     return "retry"

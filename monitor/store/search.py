@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from monitor.config import parse_duration
 from monitor.errors import NotFoundError
+from monitor.redact import redact_text
 from monitor.store import matching
 from monitor.store.models import (
     Article,
@@ -320,7 +321,8 @@ def _deliveries_by_match(session: Session, match_ids: list[int]) -> dict[int, li
                 "kind": d.kind,
                 "status": d.status,
                 "attempts": d.attempts,
-                "last_error": d.last_error,
+                # rows written before redaction existed may still quote a webhook URL
+                "last_error": d.last_error and redact_text(d.last_error),
                 "sent": d.sent_at,
             }
         )

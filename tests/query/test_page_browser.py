@@ -116,3 +116,32 @@ def test_search_box_finds_stored_articles(base_url, page) -> None:
     assert first.startswith("North Korea sends thousands of soldiers")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+
+
+def test_page_and_docs_work_under_the_strict_csp_offline(base_url, page) -> None:
+    """The page's style and Swagger UI at /docs come from this server and run under the
+    Content-Security-Policy (no inline code): no CSP violation, no request leaves it."""
+    violations: list[str] = []
+    requested: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(base_url + "/")
+    assert page.evaluate("getComputedStyle(document.querySelector('header')).display") == "flex"
+    page.goto(base_url + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/api/matches" in paths
+    topics = page.locator(".opblock", has_text="/api/topics")
+    topics.locator(".opblock-summary").click()
+    topics.locator("button.try-out__btn").click()
+    topics.locator("button.execute").click()
+    status = topics.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for(timeout=30_000)
+    assert status.inner_text().strip() == "200"  # "Try it out" reaches the API (connect-src)
+    assert violations == []
+    assert [u for u in requested if not u.startswith((base_url, "data:"))] == []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "docs.png"), full_page=False)
