@@ -7,7 +7,7 @@ import typer
 from monitor.cli import common
 from monitor.config import format_duration
 
-config_app = typer.Typer(help="Check and inspect the configuration.", no_args_is_help=True)
+config_app = common.sub_app("Check and inspect the configuration.")
 
 
 @config_app.command("check")

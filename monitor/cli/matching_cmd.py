@@ -4,31 +4,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
 from monitor import match
 from monitor.cli import common
 from monitor.embed import load_embedder
-from monitor.errors import MonitorError
 from monitor.pipeline import evaluate as ev
 from monitor.store import db
 from monitor.store import matching as store
 from monitor.store.models import Topic
 
+Judgement = Literal["relevant", "irrelevant"]
+
 
 def feedback(
-    match_id: int = typer.Argument(..., help="The match's id (shown in alerts and lists)."),
-    judgement: str = typer.Argument(..., help="relevant or irrelevant."),
+    match_id: int = typer.Argument(
+        ...,
+        help="The match's id (shown in alerts and lists), e.g. 42 or m42.",
+        parser=common.match_id,
+    ),
+    judgement: Judgement = typer.Argument(
+        ..., help="relevant or irrelevant.", case_sensitive=False
+    ),
 ) -> None:
     """Judge a match; the topic then uses the article as a positive or negative exemplar.
 
     Example: monitor feedback 42 irrelevant
     """
-    value = judgement.strip().lower()
-    if value not in ("relevant", "irrelevant"):
-        raise MonitorError(f'judgement must be "relevant" or "irrelevant", got {judgement!r}')
+    value = judgement
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         row = store.record_feedback(session, match_id, value == "relevant")
         topic = session.get(Topic, row.topic_id)
@@ -40,7 +45,7 @@ def eval_(
     data: Path = typer.Argument(
         ..., help="JSONL file: one object per line with title, text, lang, relevant.", exists=False
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    fmt: common.ReportFormat = typer.Option("table", "--format", "-f", help="table or json."),
     no_require: bool = typer.Option(
         False, "--no-require", help="Switch off require/exclude groups: score by meaning only."
     ),
@@ -53,8 +58,6 @@ def eval_(
 
     Example: monitor eval labeled.jsonl --format json
     """
-    if fmt not in ("table", "json"):
-        raise MonitorError(f'--format must be "table" or "json", got {fmt!r}')
     cfg = common.config()
     items = ev.read_labeled(data)
     embedder = load_embedder(cfg.model)

@@ -15,7 +15,10 @@ def run(
         False, "--once", help="Run one cycle (poll, match, deliver) and exit."
     ),
     grace: float = typer.Option(
-        30.0, "--grace", help="Seconds in-flight work may take after a stop signal."
+        "30s",
+        "--grace",
+        help='Time in-flight work may take after a stop signal: seconds or a duration like "1m".',
+        parser=common.duration,
     ),
 ) -> None:
     """Start the daemon: poll feeds, match articles to topics, deliver alerts.
