@@ -181,6 +181,7 @@ class Daemon:
         old = self.runtime.config
         try:
             new = load_config(old.path)
+            new.check_channels()
             if new.database_url != old.database_url:
                 raise ConfigError(f"{old.path}: database.url changed: restart the daemon to use it")
             with db.session_scope(self.runtime.sessions) as session:

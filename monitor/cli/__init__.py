@@ -122,4 +122,6 @@ def usage_message(exc: typer.TyperException) -> str:
 
 
 def _error(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    """One ``error:`` line per problem (config problems come several at once)."""
+    for line in message.splitlines() or [""]:
+        typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)

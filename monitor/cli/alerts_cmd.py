@@ -90,6 +90,7 @@ def dispatch() -> None:
     from monitor.pipeline.delivery import dispatch_due
 
     config = common.config()
+    config.check_channels()
     level = "DEBUG" if common.STATE.verbose else config.logging.level
     setup_logging(level, common.STATE.log_format or config.logging.format)
     with common.runtime() as rt:

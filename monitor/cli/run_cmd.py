@@ -31,6 +31,7 @@ def run(
     from monitor.pipeline import cycle
 
     config = common.config()
+    config.check_channels()  # the daemon sends on every enabled channel: all secrets now
     level = "DEBUG" if common.STATE.verbose else config.logging.level
     setup_logging(level, common.STATE.log_format or config.logging.format)
     with common.runtime() as rt:
