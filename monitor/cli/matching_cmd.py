@@ -67,10 +67,34 @@ def eval_(
     params = match.ScoringParams(use_require=not no_require)
     report = ev.evaluate(topics, items, vectors, params).report()
     report["mode"] = "semantic-only" if no_require else "hybrid"
+    report["warnings"] = eval_warnings(report)
+    for warning in report["warnings"]:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     if fmt == "json":
         typer.echo(json.dumps(report, ensure_ascii=False))
     else:
         _print_report(report)
+
+
+def eval_warnings(report: dict[str, Any]) -> list[str]:
+    """What makes the recommended threshold meaningless, said plainly.
+
+    When no item matches any topic, the "best" threshold is simply one low enough to accept
+    everything (e.g. -0.95): following it would alert on every article.
+    """
+    warnings = []
+    if report["n"] and report["tp"] + report["fp"] == 0:
+        warnings.append(
+            "no item matches any topic at the configured thresholds: check the topics' "
+            "require groups (try --no-require), their language and the labels"
+        )
+    best = report["at_best_threshold"]
+    if best["n"] and best["tp"] + best["fp"] == best["n"]:
+        warnings.append(
+            "the best threshold accepts every item, so it does not separate relevant from "
+            "irrelevant items: do not use it as a threshold"
+        )
+    return warnings
 
 
 def _stderr() -> Any:
