@@ -168,7 +168,10 @@ class FeedConfig(_Section):
     url: str = Field(..., description="Feed URL (http or https).")
     name: str = Field("", description="Display name; defaults to the feed's own title.")
     interval: Duration | None = Field(None, description="Overrides [polling] interval.")
-    tags: list[str] = Field(default_factory=list, description="Free labels for filtering.")
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Free labels; `feeds list --tag` and `matches --tag` filter by them.",
+    )
     language: str = Field("", description="ISO 639-1 code when the feed does not declare one.")
 
     @field_validator("url")
