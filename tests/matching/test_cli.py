@@ -198,8 +198,9 @@ def test_feedback_command_records_a_judgement(make_config: Callable[..., Config]
             assert [f.relevant for f in session.scalars(select(Feedback))] == [False]
     finally:
         rt.close()
-    with pytest.raises(MonitorError, match="relevant"):
-        invoke(config, "feedback", str(match_id), "maybe")
+    maybe = CliRunner().invoke(app, ["--config", str(config.path), "feedback", "1", "maybe"])
+    assert maybe.exit_code == 2  # a usage error, found while parsing
+    assert "is not one of 'relevant', 'irrelevant'" in maybe.output
     with pytest.raises(MonitorError, match="no match with id"):
         invoke(config, "feedback", "999", "relevant")
 
