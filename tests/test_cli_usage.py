@@ -48,9 +48,13 @@ GOOD_PARSED = {
     common.duration: "1m",
     common.database_id: "1",
     common.match_id: "m1",
+    common.feed_key: "1",
     query_cmd.when: "7d",
     query_cmd.show_key: "a1",
 }
+
+# A value each parser refuses, where "x!" would pass (a feed may be named "x!").
+BAD_PARSED = {common.feed_key: "99999999999999999999"}
 
 
 def _annotation(param: Any) -> Any:
@@ -78,18 +82,22 @@ def _good_value(param: Any) -> str:
     return "1" if annotation in (int, float) else "x"
 
 
+def _bad_value(param: Any) -> str:
+    return BAD_PARSED.get(param.type_descriptor.parameter_info.parser, "x!")
+
+
 def _is_argument(param: Any) -> bool:
     return type(param).__name__.endswith("Argument")
 
 
 def _build(command: Any, path: tuple[str, ...], bad: Any = None) -> tuple[str, ...]:
-    """``path``, a valid value for every required parameter, and "x!" for ``bad``; positional
-    arguments in their declared order."""
+    """``path``, a valid value for every required parameter, and a bad one for ``bad``;
+    positional arguments in their declared order."""
     argv = path
     for param in command.params:
         if param is not bad and not param.required:
             continue
-        value = "x!" if param is bad else _good_value(param)
+        value = _bad_value(param) if param is bad else _good_value(param)
         argv = (*argv, value) if _is_argument(param) else (*argv, param.opts[0], value)
     return argv
 
@@ -206,6 +214,7 @@ def test_group_without_a_command_shows_its_help(
         (("feeds", "add", "http://x/", "--interval", "fast"), 'got "fast"'),
         (("alerts", "retry", "99999999999999999999"), "ids run from 1 to 9223372036854775807"),
         (("show", "m99999999999999999999"), "expected an article id (a123 or 123)"),
+        (("matches", "--feed", "99999999999999999999"), "ids run from 1 to"),
     ],
 )
 def test_the_reported_mistakes(

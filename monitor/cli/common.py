@@ -91,6 +91,14 @@ def database_id(value: str | int) -> int:
     return number
 
 
+def feed_key(value: str) -> str:
+    """typer parser: a feed id, URL or name; an all-digit key must be a valid id."""
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        database_id(text)
+    return text
+
+
 def match_id(value: str | int) -> int:
     """typer parser: a match id as `matches` prints it (42) or as `show` takes it (m42)."""
     text = str(value).strip()

@@ -50,7 +50,9 @@ def matches(
         None, "--until", help="Date or duration ago (exclusive).", parser=when
     ),
     min_score: float | None = typer.Option(None, "--min-score", help="Lowest score shown."),
-    feed: str | None = typer.Option(None, "--feed", help="Feed id, URL or name."),
+    feed: str | None = typer.Option(
+        None, "--feed", help="Feed id, URL or name.", parser=common.feed_key
+    ),
     tag: str | None = typer.Option(
         None, "--tag", help="Only matches from feeds with this tag (config.toml feeds.tags)."
     ),
