@@ -65,7 +65,11 @@ def add(
     url: str = typer.Argument(..., help="Feed URL, or a web page that links to its feed."),
     name: str = typer.Option("", "--name", help="Display name."),
     interval: float | None = typer.Option(
-        None, "--interval", help='Poll interval like "15m".', parser=common.duration
+        None,
+        "--interval",
+        help='Poll interval like "15m".',
+        parser=common.duration,
+        metavar="DURATION",
     ),
     no_discover: bool = typer.Option(
         False, "--no-discover", help="Store the URL as given, without fetching it first."

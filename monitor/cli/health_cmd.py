@@ -19,6 +19,7 @@ def health(
         "--max-age",
         help='Longest time since the last scheduler tick: seconds or a duration like "2m".',
         parser=common.duration,
+        metavar="DURATION",
     ),
 ) -> None:
     """Check that a daemon's scheduler ticked within --max-age; exit 1 if not.

@@ -24,6 +24,7 @@ def feedback(
         ...,
         help="The match's id (shown in alerts and lists), e.g. 42 or m42.",
         parser=common.match_id,
+        metavar="MATCH_ID",
     ),
     judgement: Judgement = typer.Argument(
         ..., help="relevant or irrelevant.", case_sensitive=False

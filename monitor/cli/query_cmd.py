@@ -44,14 +44,14 @@ def show_key(value: str) -> str:
 def matches(
     topic: str | None = typer.Option(None, "--topic", "-t", help="Topic name."),
     since: datetime | None = typer.Option(
-        None, "--since", help='"7d", "36h" ago, or a date.', parser=when
+        None, "--since", help='"7d", "36h" ago, or a date.', parser=when, metavar="WHEN"
     ),
     until: datetime | None = typer.Option(
-        None, "--until", help="Date or duration ago (exclusive).", parser=when
+        None, "--until", help="Date or duration ago (exclusive).", parser=when, metavar="WHEN"
     ),
     min_score: float | None = typer.Option(None, "--min-score", help="Lowest score shown."),
     feed: str | None = typer.Option(
-        None, "--feed", help="Feed id, URL or name.", parser=common.feed_key
+        None, "--feed", help="Feed id, URL or name.", parser=common.feed_key, metavar="FEED"
     ),
     tag: str | None = typer.Option(
         None, "--tag", help="Only matches from feeds with this tag (config.toml feeds.tags)."
@@ -97,7 +97,7 @@ def _all_keys(rows: list[dict[str, Any]], default: list[str]) -> list[str]:
 def search_cmd(
     text: str = typer.Argument(..., help="Free text, any language the model knows."),
     since: datetime | None = typer.Option(
-        None, "--since", help='"7d" ago, or a date.', parser=when
+        None, "--since", help='"7d" ago, or a date.', parser=when, metavar="WHEN"
     ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
     lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
@@ -121,7 +121,7 @@ def search_cmd(
 
 def show(
     key: str = typer.Argument(
-        ..., help="Article id (a123 or 123) or match id (m45).", parser=show_key
+        ..., help="Article id (a123 or 123) or match id (m45).", parser=show_key, metavar="KEY"
     ),
     fmt: Literal["text", "json"] = typer.Option(
         "text", "--format", "-f", help="text (default) or json."

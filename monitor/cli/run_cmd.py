@@ -24,6 +24,7 @@ def run(
         "--grace",
         help='Time in-flight work may take after a stop signal: seconds or a duration like "1m".',
         parser=common.duration,
+        metavar="DURATION",
     ),
 ) -> None:
     """Start the daemon: poll feeds, match articles to topics, deliver alerts.

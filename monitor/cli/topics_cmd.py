@@ -108,6 +108,7 @@ def preview(
         "--since",
         help='How far back to look, e.g. "7d", "12h".',
         parser=common.duration,
+        metavar="DURATION",
     ),
     sample: int = typer.Option(5, "--sample", min=0, help="Matching articles shown per topic."),
     topic: str | None = typer.Option(
