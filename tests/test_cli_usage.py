@@ -128,7 +128,7 @@ def _leaf_cases(path: tuple[str, ...], command: Any) -> Iterator[Case]:
 
 def _name(param: Any) -> str:
     """How typer's messages name a parameter."""
-    return param.name if _is_argument(param) else param.opts[0]
+    return (param.metavar or param.name) if _is_argument(param) else param.opts[0]
 
 
 def _group_cases(path: tuple[str, ...], group: Any) -> Iterator[Case]:

@@ -105,7 +105,10 @@ def dispatch() -> None:
 @alerts_app.command("retry")
 def retry(
     delivery_id: int = typer.Argument(
-        ..., help="Outbox row id (see `alerts list`).", parser=common.database_id, metavar="ID"
+        ...,
+        help="Outbox row id (see `alerts list`).",
+        parser=common.database_id,
+        metavar="DELIVERY_ID",
     ),
 ) -> None:
     """Queue a failed delivery again, now, with the same idempotency key.
