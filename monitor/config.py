@@ -537,7 +537,8 @@ class _Found:
                 self.add(loc, message)
 
     def messages(self) -> list[str]:
-        return [message for _, message in sorted(self.problems, key=lambda p: p[0])]
+        ordered = [message for _, message in sorted(self.problems, key=lambda p: p[0])]
+        return list(dict.fromkeys(ordered))  # a deferred variable can fail validation too
 
 
 def _validate(raw: dict[str, Any], found: _Found) -> Config | None:
