@@ -366,6 +366,7 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         until: str | None = None,
         min_score: float | None = None,
         feed: str | None = None,
+        tag: str | None = None,
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
@@ -375,6 +376,7 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
             until=_when(until, "until"),
             min_score=min_score,
             feed=feed,
+            tag=tag,
             limit=limit,
             cursor=cursor,
         )

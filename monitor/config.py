@@ -2,9 +2,16 @@
 
 The file is read once, ``${VAR}`` / ``${VAR:-default}`` references are filled in from the
 environment, and the result is validated by pydantic models whose fields carry a default and help
-text. Every failure becomes one :class:`~monitor.errors.ConfigError` whose message names the file,
-the line when it can be found, and the field path, e.g.
-``config.toml:41: feeds[3].interval: expected a duration like "15m", got "fast"``.
+text. Every problem found becomes one line of a :class:`~monitor.errors.ConfigError` whose lines
+name the file, the line when it can be found, and the field path, e.g.
+``config.toml:41: feeds[3].interval: expected a duration like "15m", got "fast"``; all of them are
+reported at once (syntax errors excepted: nothing can be read past one).
+
+A variable of an alert channel (``[alerts.<name>]``, e.g. ``secret = "${WEBHOOK_SECRET}"``) that
+is not set does not stop the load: commands that only read (``matches``, ``show``, ...) need no
+channel secret. The channel records the problem and raises it when it is used
+(:meth:`ChannelConfig.check_resolved`: sending, ``alerts test``, the daemon's start);
+``config check`` reports it with the rest.
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -170,7 +179,10 @@ class FeedConfig(_Section):
     url: str = Field(..., description="Feed URL (http or https).")
     name: str = Field("", description="Display name; defaults to the feed's own title.")
     interval: Duration | None = Field(None, description="Overrides [polling] interval.")
-    tags: list[str] = Field(default_factory=list, description="Free labels for filtering.")
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Free labels; `feeds list --tag` and `matches --tag` filter by them.",
+    )
     language: str = Field("", description="ISO 639-1 code when the feed does not declare one.")
 
     @field_validator("url")
@@ -259,6 +271,18 @@ class ChannelConfig(_Section):
     url: SecretStr = Field(SecretStr(""), description="Webhook or Apprise URL (use ${VAR}).")
     secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key for webhook signatures.")
     timeout: Duration = Field(15.0, description="Time limit for one send.")
+    # set by the loader: one message per ${VAR} of this table that is not set
+    _unresolved: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def unresolved(self) -> tuple[str, ...]:
+        """Messages naming each ``${VAR}`` of this channel that the environment lacks."""
+        return self._unresolved
+
+    def check_resolved(self) -> None:
+        """Raise ConfigError naming every unset variable; called before the channel is used."""
+        if self._unresolved:
+            raise ConfigError("\n".join(self._unresolved))
 
     @field_validator("digest_schedule")
     @classmethod
@@ -377,7 +401,9 @@ class Config(_Section):
         return value
 
     @model_validator(mode="after")
-    def _cross_references(self) -> Config:
+    def _cross_references(self, info: ValidationInfo) -> Config:
+        if info.context and info.context.get("raw_checks"):
+            return self  # parse_config checks these on the raw data, with line numbers
         names = [t.name for t in self.topics]
         for name in {n for n in names if names.count(n) > 1}:
             raise ValueError(f'topic name "{name}" is used twice')
@@ -418,6 +444,16 @@ class Config(_Section):
     def enabled_channels(self) -> dict[str, ChannelConfig]:
         return {name: ch for name, ch in self.alerts.items() if ch.enabled}
 
+    def unresolved_channel_variables(self) -> list[str]:
+        """One message per ``${VAR}`` of an enabled channel that is not set."""
+        return [m for ch in self.enabled_channels().values() for m in ch.unresolved]
+
+    def check_channels(self) -> None:
+        """Raise ConfigError naming every unset channel variable (the daemon sends on all)."""
+        problems = self.unresolved_channel_variables()
+        if problems:
+            raise ConfigError("\n".join(problems))
+
 
 # ----------------------------------------------------------------------------------------------
 # Loading
@@ -436,60 +472,181 @@ def load_config(
 ) -> Config:
     """Read, interpolate and validate a config file; raise ConfigError with a precise message."""
     config_path = config_path_from_env(path)
-    environ = os.environ if environ is None else environ
+    return parse_config(_read(config_path), config_path, environ=environ)
+
+
+def check_config(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> tuple[Config | None, list[str]]:
+    """What ``config check`` reports: the config (None if it does not load) and every problem,
+    unset variables of enabled channels included."""
+    config_path = config_path_from_env(path)
     try:
-        text = config_path.read_text(encoding="utf-8")
+        text = _read(config_path)
+    except ConfigError as exc:
+        return None, [str(exc)]
+    config, problems = inspect_config(text, config_path, environ=environ, with_channels=True)
+    return config, problems
+
+
+def _read(config_path: Path) -> str:
+    try:
+        return config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"{config_path}: file not found (use --config PATH or $MONITOR_CONFIG)"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_path}: cannot read: {exc}") from None
-    return parse_config(text, config_path, environ=environ)
 
 
 def parse_config(
     text: str, config_path: Path, *, environ: Mapping[str, str] | None = None
 ) -> Config:
-    """Validate TOML text as if it were read from ``config_path``."""
+    """Validate TOML text as if it were read from ``config_path``; every problem in one error."""
+    config, problems = inspect_config(text, config_path, environ=environ)
+    if config is None or problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def inspect_config(
+    text: str,
+    config_path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    with_channels: bool = False,
+) -> tuple[Config | None, list[str]]:
+    """The config (None when it does not validate) and every problem found, in line order.
+
+    Unset variables of alert channels are problems only ``with_channels`` (see the module
+    docstring); otherwise they wait on the channels (``Config.unresolved_channel_variables``).
+    """
     environ = os.environ if environ is None else environ
     locator = _KeyLocator(text)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
-    raw = _interpolate(raw, environ, (), config_path, locator)
-    raw["path"] = config_path
+        return None, [f"{config_path}: invalid TOML: {exc}"]
+    found = _Found(config_path, locator)
+    raw = _interpolate(raw, environ, (), found)
+    _raw_cross_references(raw, found)
+    _raw_seed_files(raw, found)
+    config = _validate(raw, found)
+    if config is not None:
+        for name, messages in found.deferred.items():
+            config.alerts[name]._unresolved = tuple(messages)
+    if with_channels:
+        found.add_channel_problems(raw)
+    return config, found.messages()
+
+
+class _Found:
+    """Problems collected while loading, with their lines; unset channel variables apart."""
+
+    def __init__(self, config_path: Path, locator: _KeyLocator) -> None:
+        self.config_path = config_path
+        self.locator = locator
+        self.problems: list[tuple[int, str]] = []
+        self.deferred: dict[str, list[str]] = {}  # channel name -> messages
+        self.deferred_locs: dict[tuple[str | int, ...], str] = {}
+        self.env_locs: set[tuple[str | int, ...]] = set()
+
+    def format(self, loc: tuple[str | int, ...], message: str) -> str:
+        return _location(self.config_path, self.locator, loc) + f"{_dotted(loc)}: {message}"
+
+    def add(self, loc: tuple[str | int, ...], message: str) -> None:
+        self.problems.append((self.locator.line_of(loc) or 0, self.format(loc, message)))
+
+    def add_channel_problems(self, raw: dict[str, Any]) -> None:
+        """Count the unset variables of every enabled channel as problems."""
+        alerts = raw.get("alerts")
+        for loc, message in self.deferred_locs.items():
+            table = alerts.get(loc[1]) if isinstance(alerts, dict) else None
+            if isinstance(table, dict) and table.get("enabled", True) is not False:
+                self.add(loc, message)
+
+    def messages(self) -> list[str]:
+        ordered = [message for _, message in sorted(self.problems, key=lambda p: p[0])]
+        return list(dict.fromkeys(ordered))  # a deferred variable can fail validation too
+
+
+def _validate(raw: dict[str, Any], found: _Found) -> Config | None:
+    raw["path"] = found.config_path
     try:
-        config = Config.model_validate(raw)
+        return Config.model_validate(raw, context={"raw_checks": True})
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, config_path, locator)) from None
-    _check_seed_files(config, locator)
-    return config
+        for loc, message in _validation_problems(exc):
+            if loc in found.env_locs:
+                continue  # already reported: its ${VAR} is not set
+            found.add(loc, found.deferred_locs.get(loc, message))
+        return None
 
 
-def _check_seed_files(config: Config, locator: _KeyLocator) -> None:
-    for t_index, topic in enumerate(config.topics):
-        for s_index, seed in enumerate(topic.seed):
-            resolved = config.resolve(seed)
-            loc: tuple[str | int, ...] = ("topics", t_index, "seed", s_index)
+def _raw_seed_files(raw: dict[str, Any], found: _Found) -> None:
+    """Every unreadable seed file, checked on the raw data so that other problems do not hide
+    them."""
+    for t_index, topic in _tables(raw.get("topics")):
+        seeds = topic.get("seed")
+        for s_index, seed in enumerate(seeds if isinstance(seeds, list) else []):
+            if not isinstance(seed, str):
+                continue
+            path = Path(seed)
+            resolved = path if path.is_absolute() else found.config_path.parent / path
             try:
                 resolved.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 reason = "file not found" if isinstance(exc, FileNotFoundError) else str(exc)
-                raise ConfigError(
-                    _location(config.path, locator, loc)
-                    + f"{_dotted(loc)}: cannot read seed file {resolved}: {reason}"
-                ) from None
+                found.add(
+                    ("topics", t_index, "seed", s_index),
+                    f"cannot read seed file {resolved}: {reason}",
+                )
+
+
+def _tables(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The (index, table) pairs of an array of tables, skipping what is not a table."""
+    if not isinstance(value, list):
+        return []
+    return [(i, t) for i, t in enumerate(value) if isinstance(t, dict)]
+
+
+def _raw_cross_references(raw: dict[str, Any], found: _Found) -> None:
+    """Names used twice and channels referred to but not defined, each at its own line."""
+    _duplicates(raw, found, "topics", "name", 'topic name "{}" is used twice')
+    _duplicates(raw, found, "feeds", "url", 'feed url "{}" is listed twice')
+    alerts = raw.get("alerts", {"console": {}})
+    defined = sorted(alerts) if isinstance(alerts, dict) else []
+    delivery = raw.get("delivery")
+    health = delivery.get("health_channel") if isinstance(delivery, dict) else None
+    if health and isinstance(health, str) and health not in defined:
+        found.add(
+            ("delivery", "health_channel"),
+            f'delivery.health_channel "{health}" is not defined under [alerts]',
+        )
+    for index, topic in _tables(raw.get("topics")):
+        channels = topic.get("channels", ["console"])
+        for channel in channels if isinstance(channels, list) else []:
+            if isinstance(channel, str) and channel not in defined:
+                found.add(
+                    ("topics", index, "channels"),
+                    f'topic "{topic.get("name", index)}" alerts channel "{channel}", which is '
+                    f"not defined under [alerts] (defined: {', '.join(defined) or 'none'})",
+                )
+
+
+def _duplicates(raw: dict[str, Any], found: _Found, table: str, key: str, message: str) -> None:
+    seen: set[Any] = set()
+    for index, item in _tables(raw.get(table)):
+        value = item.get(key)
+        if isinstance(value, str) and value in seen:
+            found.add((table, index, key), message.format(value))
+        seen.add(value)
 
 
 def _interpolate(
-    value: Any,
-    environ: Mapping[str, str],
-    loc: tuple[str | int, ...],
-    config_path: Path,
-    locator: _KeyLocator,
+    value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...], found: _Found
 ) -> Any:
+    """Fill in ``${VAR}``s; an unset one is a problem, or, in an alert channel, deferred."""
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -498,22 +655,25 @@ def _interpolate(
                 return environ[name]
             if default is not None:
                 return default
-            raise ConfigError(
-                _location(config_path, locator, loc)
-                + f"{_dotted(loc)}: environment variable {name} is not set "
-                f"(set it, or write ${{{name}:-default}})"
-            )
+            _unset(name, loc, found)
+            return match.group(0)  # kept as written: validation of the rest goes on
 
         return _ENV_REF_RE.sub(substitute, value)
     if isinstance(value, dict):
-        return {
-            k: _interpolate(v, environ, (*loc, k), config_path, locator) for k, v in value.items()
-        }
+        return {k: _interpolate(v, environ, (*loc, k), found) for k, v in value.items()}
     if isinstance(value, list):
-        return [
-            _interpolate(v, environ, (*loc, i), config_path, locator) for i, v in enumerate(value)
-        ]
+        return [_interpolate(v, environ, (*loc, i), found) for i, v in enumerate(value)]
     return value
+
+
+def _unset(name: str, loc: tuple[str | int, ...], found: _Found) -> None:
+    message = f"environment variable {name} is not set (set it, or write ${{{name}:-default}})"
+    if len(loc) >= 3 and loc[0] == "alerts" and isinstance(loc[1], str):
+        found.deferred.setdefault(loc[1], []).append(found.format(loc, message))
+        found.deferred_locs[loc] = message
+    else:
+        found.env_locs.add(loc)
+        found.add(loc, message)
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
@@ -542,8 +702,9 @@ def locate(config: Config, loc: tuple[str | int, ...]) -> str:
     return f"{config.path}:{line}" if line else str(config.path)
 
 
-def _format_validation_error(exc: ValidationError, config_path: Path, locator: _KeyLocator) -> str:
-    messages = []
+def _validation_problems(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """pydantic's errors as (field path, readable message) pairs."""
+    problems = []
     for error in exc.errors():
         loc = tuple(
             p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
@@ -558,8 +719,8 @@ def _format_validation_error(exc: ValidationError, config_path: Path, locator: _
             message = "required field is missing"
         else:
             message = f"{message}, got {error.get('input')!r}"
-        messages.append(_location(config_path, locator, loc) + f"{_dotted(loc)}: {message}")
-    return "\n".join(messages)
+        problems.append((loc, message))
+    return problems
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:

@@ -9,7 +9,7 @@ units of work; the scheduler stops taking new jobs; in-flight jobs get ``grace_s
 then the process exits 0. SIGHUP re-reads the config file between ticks: feeds and topics are
 synced into the database and used from the next tick on; a broken file is logged and the running
 config is kept (``database.url`` and ``polling.tick`` need a restart). With SQLite, an exclusive lock file next to the database keeps a
-second daemon from running on the same file.
+second daemon, or a ``run --once`` cycle, from running on the same file.
 """
 
 from __future__ import annotations
@@ -181,6 +181,7 @@ class Daemon:
         old = self.runtime.config
         try:
             new = load_config(old.path)
+            new.check_channels()
             if new.database_url != old.database_url:
                 raise ConfigError(f"{old.path}: database.url changed: restart the daemon to use it")
             with db.session_scope(self.runtime.sessions) as session:

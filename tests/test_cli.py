@@ -150,3 +150,77 @@ def test_topics_list_csv(config_file: Path) -> None:
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("name,threshold")
     assert lines[1].startswith("alliance,0.4")
+
+
+def _without(*names: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def test_read_only_commands_need_no_channel_secret(write_config: WriteConfig) -> None:
+    """An unset ${WEBHOOK_SECRET} stops only what uses the channel: reading works, sending
+    (alerts test, the daemon) fails with one line naming the file, line, field and variable,
+    and `config check` reports it."""
+    from datetime import UTC, datetime
+
+    from monitor.config import load_config
+    from monitor.pipeline.runtime import open_runtime
+    from monitor.store import db
+    from monitor.store.models import Article, Feed
+
+    path = write_config(
+        """
+        [database]
+        url = "sqlite:///monitor.db"
+
+        [alerts.ops]
+        type = "webhook"
+        url = "http://127.0.0.1:9/hook"
+        secret = "${WEBHOOK_SECRET}"
+
+        [[topics]]
+        name = "alliance"
+        descriptions = ["North Korea and Russia"]
+        channels = ["ops"]
+        """
+    )
+    rt = open_runtime(load_config(path, environ={}))
+    try:
+        with db.session_scope(rt.sessions) as session:
+            feed = Feed(url="http://127.0.0.1:9/feed.xml", name="Local")
+            session.add(feed)
+            session.flush()
+            session.add(
+                Article(
+                    feed_id=feed.id,
+                    entry_key="k",
+                    title="Kim meets Putin",
+                    published_at=datetime.now(UTC),
+                )
+            )
+    finally:
+        rt.close()
+    env = {**_without("WEBHOOK_SECRET"), "PYTHONPATH": str(REPO_ROOT)}
+    for args in (["matches"], ["show", "a1"], ["topics", "list"], ["feeds", "list"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "monitor", "--config", str(path), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, (args, result.stderr)
+    assert "Kim meets Putin" in monitor("--config", str(path), "show", "a1", env=env).stdout
+    expected = (
+        f"error: {path}:7: alerts.ops.secret: environment variable WEBHOOK_SECRET is not set "
+        "(set it, or write ${WEBHOOK_SECRET:-default})"
+    )
+    for args in (["alerts", "test", "--channel", "ops"], ["run", "--once"], ["config", "check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "monitor", "--config", str(path), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.strip() == expected, args

@@ -107,11 +107,76 @@ def test_out_of_range(write_config: WriteConfig) -> None:
 
 
 def test_missing_environment_variable(write_config: WriteConfig) -> None:
-    path = write_config('[alerts.slack]\nurl = "${SLACK_HOOK}"\n')
-    assert _error(path) == (
+    path = write_config('[database]\nurl = "${DATABASE_URL}"\n')
+    assert _error(path, environ={}) == (
+        f"{path}:2: database.url: environment variable DATABASE_URL is not set "
+        "(set it, or write ${DATABASE_URL:-default})"
+    )
+
+
+def test_missing_channel_variable_waits_until_the_channel_is_used(
+    write_config: WriteConfig,
+) -> None:
+    """A channel's unset ${VAR} does not stop the load (read-only commands need no secret);
+    the channel raises it, naming file, line, field and variable, when it is used."""
+    path = write_config(
+        '[alerts.slack]\nurl = "${SLACK_HOOK}"\n'
+        '[alerts.ops]\ntype = "webhook"\nurl = "https://h.example/x"\nsecret = "${OPS_KEY}"\n'
+    )
+    config = load_config(path, environ={})
+    expected = (
         f"{path}:2: alerts.slack.url: environment variable SLACK_HOOK is not set "
         "(set it, or write ${SLACK_HOOK:-default})"
     )
+    assert config.alerts["slack"].unresolved == (expected,)
+    with pytest.raises(ConfigError) as info:
+        config.alerts["slack"].check_resolved()
+    assert str(info.value) == expected
+    assert config.unresolved_channel_variables() == [
+        expected,
+        f"{path}:6: alerts.ops.secret: environment variable OPS_KEY is not set "
+        "(set it, or write ${OPS_KEY:-default})",
+    ]
+    with pytest.raises(ConfigError, match="OPS_KEY"):
+        config.check_channels()
+    resolved = load_config(path, environ={"SLACK_HOOK": "https://h.example/s", "OPS_KEY": "k"})
+    resolved.check_channels()
+    assert resolved.alerts["ops"].secret.get_secret_value() == "k"
+
+
+def test_every_problem_is_reported_at_once(write_config: WriteConfig) -> None:
+    """One message per problem, in line order: an unset variable, a bad value, an unknown
+    key, an unreadable seed file, a duplicate topic and an undefined channel."""
+    path = write_config(
+        """
+        [database]
+        url = "${NO_SUCH_DB_URL}"
+        [polling]
+        interval = "fast"
+        tick = "soon"
+        colour = "blue"
+        [[topics]]
+        name = "t"
+        seed = ["missing.txt"]
+        channels = ["pager"]
+        [[topics]]
+        name = "t"
+        descriptions = ["x"]
+        """
+    )
+    lines = _error(path, environ={}).splitlines()
+    assert [line.split(": ", 2)[1] for line in lines] == [
+        "database.url",
+        "polling.interval",
+        "polling.tick",
+        "polling.colour",
+        "topics[0].seed[0]",
+        "topics[0].channels",
+        "topics[1].name",
+    ]
+    assert lines[0].startswith(f"{path}:2: database.url: environment variable NO_SUCH_DB_URL")
+    assert 'alerts channel "pager", which is not defined' in lines[5]
+    assert 'topic name "t" is used twice' in lines[6]
 
 
 def test_environment_interpolation_and_defaults(write_config: WriteConfig) -> None:

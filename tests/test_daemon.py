@@ -157,3 +157,28 @@ def test_health_command_follows_the_heartbeat(write_config: WriteConfig) -> None
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+def test_run_once_beside_a_daemon_on_the_same_sqlite_file_refuses(
+    write_config: WriteConfig,
+) -> None:
+    """`run --once` takes the same SQLite owner lock as a daemon, so it cannot claim a live
+    daemon's work; once the daemon is gone it runs."""
+    config = write_config(CONFIG)
+    daemon = start_daemon(config)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    once = [sys.executable, "-m", "monitor", "--config", str(config), "run", "--once"]
+    try:
+        wait_for_line(daemon, "daemon started")
+        beside = subprocess.run(
+            once, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=60)
+    assert beside.returncode == 2, beside.stderr
+    assert "already used by a running monitor daemon" in beside.stderr
+    assert "Traceback" not in beside.stderr
+    alone = subprocess.run(once, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.startswith("polled ")

@@ -60,7 +60,8 @@ def channel_types() -> list[str]:
 
 
 def make_channel(name: str, config: ChannelConfig) -> Channel:
-    """Build the channel ``name`` from its config table."""
+    """Build the channel ``name`` from its config table; its ${VAR}s must be set by now."""
+    config.check_resolved()
     if config.type not in _REGISTRY:
         _load_all()
     factory = _REGISTRY.get(config.type)

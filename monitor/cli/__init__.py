@@ -1,14 +1,24 @@
 """The ``monitor`` command line: a thin layer that turns errors into clear messages.
 
 Each command group lives in its own module and registers itself on ``app`` here.
+
+Errors reach the user in one of three ways, all from :func:`main`: a usage mistake (unknown
+command or option, missing argument, bad value) as one line and exit 2; a MonitorError (bad
+config, unknown feed, ...) as one line and exit 2; Ctrl-C as exit 130. typer (from 0.29)
+bundles its own copy of click, so its usage errors are ``typer.TyperException`` subclasses,
+not ``click.ClickException``: :func:`main` catches typer's classes.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import typer
+
+# typer >= 0.29 bundles click; these two have no public name (pinned in pyproject.toml)
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from monitor import __version__
 from monitor.cli import common
@@ -18,10 +28,7 @@ app = typer.Typer(
     name="monitor",
     help="Watch RSS/Atom feeds and alert when new articles match the topics you follow.\n\n"
     "Example: monitor --config config.toml run",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **common.APP_SETTINGS,
 )
 
 
@@ -42,7 +49,7 @@ def root(
         "its folder.",
         show_default=False,
     ),
-    log_format: str | None = typer.Option(
+    log_format: Literal["keyvalue", "json"] | None = typer.Option(
         None, "--log-format", help="Log lines as 'keyvalue' or 'json' (overrides config)."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
@@ -83,11 +90,11 @@ _register()
 def main() -> None:
     """Console-script entry point: user mistakes end in one line, never a traceback."""
     try:
-        code = app(standalone_mode=False)
-        # click returns the code of typer.Exit instead of raising it when not standalone
+        code = app(prog_name="monitor", standalone_mode=False)
+        # typer returns the code of typer.Exit instead of raising it when not standalone
         sys.exit(code if isinstance(code, int) else 0)
     except MonitorError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        _error(str(exc))
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -96,10 +103,25 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
+    except NoArgsIsHelpError as exc:
+        # `monitor` or `monitor feeds` alone: the help is the useful answer
+        typer.echo(exc.format_message())
+        sys.exit(2)
+    except typer.TyperException as exc:  # typer's usage errors (its bundled click)
+        _error(usage_message(exc))
+        sys.exit(exc.exit_code)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def usage_message(exc: typer.TyperException) -> str:
+    """typer's error as one line, with where to find help (typer's own form takes 3 lines)."""
+    message = " ".join(exc.format_message().split()).replace("Value error, ", "")
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, UsageError) and ctx is not None:
+        message += f" (see `{ctx.command_path} --help`)"
+    return message
+
+
+def _error(message: str) -> None:
+    """One ``error:`` line per problem (config problems come several at once)."""
+    for line in message.splitlines() or [""]:
+        typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)

@@ -15,7 +15,7 @@ from monitor.store import db
 from monitor.store import outbox as store
 from monitor.store.models import Delivery
 
-alerts_app = typer.Typer(help="Test alert channels and inspect the outbox.", no_args_is_help=True)
+alerts_app = common.sub_app("Test alert channels and inspect the outbox.")
 
 
 @alerts_app.command("test")
@@ -64,8 +64,8 @@ def list_(
         None, "--status", "-s", help=f"Only rows in this state: {', '.join(store.STATUSES)}."
     ),
     channel: str | None = typer.Option(None, "--channel", "-C", help="Only this channel."),
-    limit: int = typer.Option(50, "--limit", "-n", help="Newest rows shown."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="Newest rows shown."),
+    fmt: common.TableFormat = typer.Option("table", "--format", "-f", help="table, json or csv."),
 ) -> None:
     """Show the outbox, newest first: state, attempts, next retry and the last error.
 
@@ -92,6 +92,7 @@ def dispatch() -> None:
     from monitor.pipeline.delivery import dispatch_due
 
     config = common.config()
+    config.check_channels()
     level = "DEBUG" if common.STATE.verbose else config.logging.level
     setup_logging(level, common.STATE.log_format or config.logging.format)
     with common.runtime() as rt:
@@ -105,7 +106,12 @@ def dispatch() -> None:
 
 @alerts_app.command("retry")
 def retry(
-    delivery_id: int = typer.Argument(..., help="Outbox row id (see `alerts list`)."),
+    delivery_id: int = typer.Argument(
+        ...,
+        help="Outbox row id (see `alerts list`).",
+        parser=common.database_id,
+        metavar="DELIVERY_ID",
+    ),
 ) -> None:
     """Queue a failed delivery again, now, with the same idempotency key.
 

@@ -5,21 +5,26 @@ from __future__ import annotations
 import typer
 
 from monitor.cli import common
-from monitor.config import format_duration
+from monitor.config import check_config, config_path_from_env, format_duration
+from monitor.errors import ConfigError
 from monitor.redact import redact_text, redact_url
 
-config_app = typer.Typer(help="Check and inspect the configuration.", no_args_is_help=True)
+config_app = common.sub_app("Check and inspect the configuration.")
 
 
 @config_app.command("check")
 def check() -> None:
     """Validate config.toml (syntax, keys, types, ${VAR}s, seed files) and summarise it.
 
-    Exits 2 with one message per problem, naming file, line and field.
+    Exits 2 with one message per problem, naming file, line and field: every problem at
+    once, unset ${VAR}s of enabled alert channels included (other commands only need those
+    when they send).
 
     Example: monitor --config config.toml config check
     """
-    cfg = common.config()
+    cfg, problems = check_config(config_path_from_env(common.STATE.config_path))
+    if cfg is None or problems:
+        raise ConfigError("\n".join(problems))
     channels = ", ".join(
         f"{n} ({c.type}{'' if c.enabled else ', disabled'})" for n, c in cfg.alerts.items()
     )

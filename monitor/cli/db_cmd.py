@@ -7,7 +7,7 @@ import typer
 from monitor.cli import common
 from monitor.store import db
 
-db_app = typer.Typer(help="Database schema management (Alembic migrations).", no_args_is_help=True)
+db_app = common.sub_app("Database schema management (Alembic migrations).")
 
 
 @db_app.command("upgrade")

@@ -8,12 +8,12 @@ from typing import Any
 import typer
 
 from monitor.cli import common
-from monitor.config import Config, locate, parse_duration
+from monitor.config import Config, locate
 from monitor.feeds.discover import discover
-from monitor.store import db, queries
+from monitor.store import db, queries, search
 from monitor.store.models import Feed
 
-feeds_app = typer.Typer(help="List, add and remove feeds.", no_args_is_help=True)
+feeds_app = common.sub_app("List, add and remove feeds.")
 
 
 def feed_health(feed: Feed) -> str:
@@ -36,26 +36,43 @@ def feed_row(feed: Feed) -> dict[str, Any]:
         "last_status": feed.last_status,
         "last_success": feed.last_success_at,
         "next_poll": feed.next_poll_at if feed.enabled else None,
+        "tags": ", ".join(str(t) for t in feed.tags or ()),
     }
 
 
 @feeds_app.command("list")
-def list_(fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv.")) -> None:
+def list_(
+    fmt: common.TableFormat = typer.Option("table", "--format", "-f", help="table, json or csv."),
+    tag: str | None = typer.Option(
+        None, "--tag", help="Only feeds with this tag (config.toml feeds.tags)."
+    ),
+) -> None:
     """Show every feed with its health (ok / erroring with the error / disabled), last success
     and next poll.
 
-    Example: monitor feeds list --format json
+    Example: monitor feeds list --tag world --format json
     """
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        rows = [feed_row(f) for f in queries.list_feeds(session)]
-    common.print_rows(rows, ["id", "name", "health", "last_success", "next_poll", "url"], fmt)
+        feeds = queries.list_feeds(session)
+        if tag:
+            tagged = set(search.feed_ids_tagged(session, tag))
+            feeds = [f for f in feeds if f.id in tagged]
+        rows = [feed_row(f) for f in feeds]
+    columns = ["id", "name", "health", "last_success", "next_poll", "tags", "url"]
+    common.print_rows(rows, columns, fmt)
 
 
 @feeds_app.command("add")
 def add(
     url: str = typer.Argument(..., help="Feed URL, or a web page that links to its feed."),
     name: str = typer.Option("", "--name", help="Display name."),
-    interval: str = typer.Option("", "--interval", help='Poll interval like "15m".'),
+    interval: float | None = typer.Option(
+        None,
+        "--interval",
+        help='Poll interval like "15m".',
+        parser=common.duration,
+        metavar="DURATION",
+    ),
     no_discover: bool = typer.Option(
         False, "--no-discover", help="Store the URL as given, without fetching it first."
     ),
@@ -68,7 +85,7 @@ def add(
 
     Example: monitor feeds add https://example.org/rss.xml --interval 30m
     """
-    interval_s = parse_duration(interval) if interval else None
+    interval_s = interval
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         if _known(queries.feed_by_url(session, url)):
             return

@@ -14,9 +14,15 @@ from monitor.store import db, queries
 
 
 def health(
-    max_age: float = typer.Option(60.0, "--max-age", help="Seconds since the last scheduler tick."),
+    max_age: float = typer.Option(
+        "60s",
+        "--max-age",
+        help='Longest time since the last scheduler tick: seconds or a duration like "2m".',
+        parser=common.duration,
+        metavar="DURATION",
+    ),
 ) -> None:
-    """Check that a daemon's scheduler ticked within --max-age seconds; exit 1 if not.
+    """Check that a daemon's scheduler ticked within --max-age; exit 1 if not.
 
     Example: monitor health --max-age 120
     """

@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
 from monitor import match
 from monitor.cli import common
 from monitor.embed import load_embedder
-from monitor.errors import MonitorError
 from monitor.pipeline import evaluate as ev
 from monitor.store import db
 from monitor.store import matching as store
 from monitor.store.models import Topic
 
+Judgement = Literal["relevant", "irrelevant"]
+
 
 def feedback(
-    match_id: int = typer.Argument(..., help="The match's id (shown in alerts and lists)."),
-    judgement: str = typer.Argument(..., help="relevant or irrelevant."),
+    match_id: int = typer.Argument(
+        ...,
+        help="The match's id (shown in alerts and lists), e.g. 42 or m42.",
+        parser=common.match_id,
+        metavar="MATCH_ID",
+    ),
+    judgement: Judgement = typer.Argument(
+        ..., help="relevant or irrelevant.", case_sensitive=False
+    ),
 ) -> None:
     """Judge a match; the topic then uses the article as a positive or negative exemplar.
 
     Example: monitor feedback 42 irrelevant
     """
-    value = judgement.strip().lower()
-    if value not in ("relevant", "irrelevant"):
-        raise MonitorError(f'judgement must be "relevant" or "irrelevant", got {judgement!r}')
+    value = judgement
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         row = store.record_feedback(session, match_id, value == "relevant")
         topic = session.get(Topic, row.topic_id)
@@ -40,7 +46,7 @@ def eval_(
     data: Path = typer.Argument(
         ..., help="JSONL file: one object per line with title, text, lang, relevant.", exists=False
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    fmt: common.ReportFormat = typer.Option("table", "--format", "-f", help="table or json."),
     no_require: bool = typer.Option(
         False, "--no-require", help="Switch off require/exclude groups: score by meaning only."
     ),
@@ -53,8 +59,6 @@ def eval_(
 
     Example: monitor eval labeled.jsonl --format json
     """
-    if fmt not in ("table", "json"):
-        raise MonitorError(f'--format must be "table" or "json", got {fmt!r}')
     cfg = common.config()
     items = ev.read_labeled(data)
     embedder = load_embedder(cfg.model)
@@ -64,10 +68,34 @@ def eval_(
     params = match.ScoringParams(use_require=not no_require)
     report = ev.evaluate(topics, items, vectors, params).report()
     report["mode"] = "semantic-only" if no_require else "hybrid"
+    report["warnings"] = eval_warnings(report)
+    for warning in report["warnings"]:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     if fmt == "json":
         typer.echo(json.dumps(report, ensure_ascii=False))
     else:
         _print_report(report)
+
+
+def eval_warnings(report: dict[str, Any]) -> list[str]:
+    """What makes the recommended threshold meaningless, said plainly.
+
+    When no item matches any topic, the "best" threshold is simply one low enough to accept
+    everything (e.g. -0.95): following it would alert on every article.
+    """
+    warnings = []
+    if report["n"] and report["tp"] + report["fp"] == 0:
+        warnings.append(
+            "no item matches any topic at the configured thresholds: check the topics' "
+            "require groups (try --no-require), their language and the labels"
+        )
+    best = report["at_best_threshold"]
+    if best["n"] and best["tp"] + best["fp"] == best["n"]:
+        warnings.append(
+            "the best threshold accepts every item, so it does not separate relevant from "
+            "irrelevant items: do not use it as a threshold"
+        )
+    return warnings
 
 
 def _stderr() -> Any:

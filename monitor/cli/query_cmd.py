@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import typer
 
@@ -16,44 +17,64 @@ SEARCH_COLUMNS = ["article_id", "similarity", "published", "language", "source",
 FORMAT_HELP = "table (default), json or csv."
 
 
-def _check_format(fmt: str) -> str:
-    if fmt not in ("table", "json", "csv"):
-        raise ConfigError(f'--format must be table, json or csv, got "{fmt}"')
-    return fmt
-
-
-def _when(value: str | None, option: str) -> Any:
+def when(value: str) -> datetime:
+    """typer parser: ``"7d"`` / ``"36h"`` ago, or a date; never an OverflowError."""
     try:
-        return search.parse_when(value)
-    except ValueError as exc:
-        raise ConfigError(f"{option}: {exc}") from None
+        parsed = search.parse_when(value)
+    except OverflowError:
+        raise ValueError(f'"{value}" goes back further than the calendar does') from None
+    if parsed is None:
+        raise ValueError('expected a duration like "7d" or a date like "2026-11-20"')
+    return parsed
+
+
+def show_key(value: str) -> str:
+    """typer parser: ``a123`` / ``123`` (article) or ``m45`` (match), within the id range."""
+    text = value.strip().lower()
+    digits = text[1:] if text[:1] in ("a", "m") else text
+    try:
+        common.database_id(digits)
+    except ValueError:
+        raise ValueError(
+            f'expected an article id (a123 or 123) or a match id (m45), got "{value}"'
+        ) from None
+    return text
 
 
 def matches(
     topic: str | None = typer.Option(None, "--topic", "-t", help="Topic name."),
-    since: str | None = typer.Option(None, "--since", help='"7d", "36h" ago, or a date.'),
-    until: str | None = typer.Option(None, "--until", help="Date or duration ago (exclusive)."),
+    since: datetime | None = typer.Option(
+        None, "--since", help='"7d", "36h" ago, or a date.', parser=when, metavar="WHEN"
+    ),
+    until: datetime | None = typer.Option(
+        None, "--until", help="Date or duration ago (exclusive).", parser=when, metavar="WHEN"
+    ),
     min_score: float | None = typer.Option(None, "--min-score", help="Lowest score shown."),
-    feed: str | None = typer.Option(None, "--feed", help="Feed id, URL or name."),
+    feed: str | None = typer.Option(
+        None, "--feed", help="Feed id, URL or name.", parser=common.feed_key, metavar="FEED"
+    ),
+    tag: str | None = typer.Option(
+        None, "--tag", help="Only matches from feeds with this tag (config.toml feeds.tags)."
+    ),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
     cursor: str | None = typer.Option(
         None,
         "--cursor",
         help="Next-page cursor printed by a previous call (json/csv print it on stderr).",
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    fmt: common.TableFormat = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
 ) -> None:
     """List matches, newest first: title, source, published, topic, score.
 
-    Example: monitor matches --topic nk-russia-alliance --since 7d --limit 20
+    Example: monitor matches --topic nk-russia-alliance --since 7d --tag world --limit 20
     """
-    _check_format(fmt)
     flt = search.MatchFilter(
         topic=topic,
-        since=_when(since, "--since"),
-        until=_when(until, "--until"),
+        since=since,
+        until=until,
         min_score=min_score,
         feed=feed,
+        tag=tag,
         limit=limit,
         cursor=cursor,
     )
@@ -75,10 +96,12 @@ def _all_keys(rows: list[dict[str, Any]], default: list[str]) -> list[str]:
 
 def search_cmd(
     text: str = typer.Argument(..., help="Free text, any language the model knows."),
-    since: str | None = typer.Option(None, "--since", help='"7d" ago, or a date.'),
+    since: datetime | None = typer.Option(
+        None, "--since", help='"7d" ago, or a date.', parser=when, metavar="WHEN"
+    ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
     lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
-    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    fmt: common.TableFormat = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
 ) -> None:
     """Semantic search over every stored article (not only matches), most similar first.
 
@@ -89,18 +112,20 @@ def search_cmd(
     """
     from monitor.pipeline.querying import search_articles
 
-    _check_format(fmt)
-    since_at = _when(since, "--since")
     with common.runtime() as rt:
-        rows = search_articles(rt, text, limit=limit, since=since_at, lang=lang, one_shot=True)
+        rows = search_articles(rt, text, limit=limit, since=since, lang=lang, one_shot=True)
     common.print_rows(
         rows, SEARCH_COLUMNS if fmt == "table" else _all_keys(rows, SEARCH_COLUMNS), fmt
     )
 
 
 def show(
-    key: str = typer.Argument(..., help="Article id (a123 or 123) or match id (m45)."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text (default) or json."),
+    key: str = typer.Argument(
+        ..., help="Article id (a123 or 123) or match id (m45).", parser=show_key, metavar="KEY"
+    ),
+    fmt: Literal["text", "json"] = typer.Option(
+        "text", "--format", "-f", help="text (default) or json."
+    ),
 ) -> None:
     """Show an article, its matches with their explanations, its story and deliveries.
 
@@ -162,7 +187,9 @@ def _render_match(m: dict[str, Any]) -> list[str]:
 
 def serve(
     host: str | None = typer.Option(None, "--host", help="Listen address (default api.host)."),
-    port: int | None = typer.Option(None, "--port", help="Listen port (default api.port)."),
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="Listen port (default api.port)."
+    ),
 ) -> None:
     """Serve the HTTP API, /metrics, /healthz and the web page (without running the daemon).
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import typer
 
 from monitor.cli import common
 from monitor.logs import setup_logging
+
+if TYPE_CHECKING:
+    from monitor.pipeline.cycle import CycleReport
+    from monitor.pipeline.runtime import Runtime
 
 
 def run(
@@ -15,7 +20,11 @@ def run(
         False, "--once", help="Run one cycle (poll, match, deliver) and exit."
     ),
     grace: float = typer.Option(
-        30.0, "--grace", help="Seconds in-flight work may take after a stop signal."
+        "30s",
+        "--grace",
+        help='Time in-flight work may take after a stop signal: seconds or a duration like "1m".',
+        parser=common.duration,
+        metavar="DURATION",
     ),
 ) -> None:
     """Start the daemon: poll feeds, match articles to topics, deliver alerts.
@@ -25,14 +34,14 @@ def run(
     Example: monitor --config config.toml run --once
     """
     from monitor.daemon import Daemon
-    from monitor.pipeline import cycle
 
     config = common.config()
+    config.check_channels()  # the daemon sends on every enabled channel: all secrets now
     level = "DEBUG" if common.STATE.verbose else config.logging.level
     setup_logging(level, common.STATE.log_format or config.logging.format)
     with common.runtime() as rt:
         if once:
-            report = cycle.run_once(rt)
+            report = _run_once_alone(rt)
             typer.echo(
                 f"polled {report.poll.feeds_polled} feeds ({report.poll.feeds_failed} failed, "
                 f"{report.poll.not_modified} unchanged), stored {report.poll.articles_stored} "
@@ -57,6 +66,20 @@ def run(
             daemon.shutdown()
             daemon.exit_if_abandoned()
     logging.shutdown()
+
+
+def _run_once_alone(rt: Runtime) -> CycleReport:
+    """One cycle, holding the SQLite owner lock like a daemon does: a cycle beside a live
+    daemon on the same file would claim its work (and a daemon started meanwhile is refused)."""
+    from monitor.daemon import SqliteOwnerLock
+    from monitor.pipeline import cycle
+
+    lock = SqliteOwnerLock(rt.config.database_url)
+    lock.acquire()
+    try:
+        return cycle.run_once(rt)
+    finally:
+        lock.release()
 
 
 def register(app: typer.Typer) -> None:

@@ -11,21 +11,22 @@ import typer
 
 from monitor import match
 from monitor.cli import common
-from monitor.config import parse_duration
+from monitor.config import format_duration
 from monitor.embed import article_text
 from monitor.errors import MonitorError
 from monitor.pipeline import matching as stage
 from monitor.store import db
 from monitor.store import matching as store
 
-topics_app = typer.Typer(help="Inspect and try out topics.", no_args_is_help=True)
+topics_app = common.sub_app("Inspect and try out topics.")
 
 PREVIEW_LIMIT = 50_000
-HISTOGRAM_BINS = np.round(np.arange(-0.2, 1.21, 0.1), 2)
 
 
 @topics_app.command("list")
-def list_(fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv.")) -> None:
+def list_(
+    fmt: common.TableFormat = typer.Option("table", "--format", "-f", help="table, json or csv."),
+) -> None:
     """Show configured topics with their threshold, seeds and channels.
 
     Example: monitor topics list
@@ -48,7 +49,7 @@ def list_(fmt: str = typer.Option("table", "--format", "-f", help="table, json o
 def try_text(
     text: str = typer.Argument("", help="Article text: its first line is read as the title."),
     file: Path | None = typer.Option(None, "--file", help="Read the article from this file."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    fmt: common.ReportFormat = typer.Option("table", "--format", "-f", help="table or json."),
 ) -> None:
     """Score a text against every topic: score, decision and why.
 
@@ -102,34 +103,51 @@ def _clip(text: str, width: int) -> str:
 
 @topics_app.command("preview")
 def preview(
-    since: str = typer.Option("7d", "--since", help='How far back to look, e.g. "7d", "12h".'),
-    sample: int = typer.Option(5, "--sample", help="Matching articles shown per topic."),
+    since: float = typer.Option(
+        "7d",
+        "--since",
+        help='How far back to look, e.g. "7d", "12h".',
+        parser=common.duration,
+        metavar="DURATION",
+    ),
+    sample: int = typer.Option(5, "--sample", min=0, help="Matching articles shown per topic."),
+    topic: str | None = typer.Option(
+        None, "--topic", "-t", help="Preview only this topic (default: every topic)."
+    ),
 ) -> None:
     """How many stored articles each topic would match at its threshold, with a sample and a
-    score histogram, to tune thresholds before going live.
+    histogram of every score, to tune thresholds before going live.
 
-    Example: monitor topics preview --since 7d
+    Example: monitor topics preview --topic nk-russia-alliance --since 7d
     """
-    try:
-        window = parse_duration(since)
-    except ValueError as exc:
-        raise MonitorError(f"--since: {exc}") from None
-    start = datetime.now(UTC) - timedelta(seconds=window)
+    start = datetime.now(UTC) - timedelta(seconds=since)
+    window = format_duration(since)
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
+        models = _chosen(stage.topic_models(rt, session), topic)
         articles = store.articles_since(session, start, PREVIEW_LIMIT)
         if not articles:
-            typer.echo(f"no stored articles published in the last {since}")
+            typer.echo(f"no stored articles published in the last {window}")
             return
         embedder = stage.get_embedder(rt)
-        models = stage.topic_models(rt, session)
         vectors, _ = stage.ensure_vectors(
             session, embedder, articles, rt.config.model.max_seq_length
         )
         matrix = np.vstack([vectors[a.id] for a in articles])
         texts = [stage.full_text(a) for a in articles]
-        typer.echo(f"{len(articles)} stored articles published in the last {since}")
+        typer.echo(f"{len(articles)} stored articles published in the last {window}")
         for _, model in models:
             _preview_topic(model, articles, texts, matrix, sample)
+
+
+def _chosen(models: list[Any], topic: str | None) -> list[Any]:
+    """The (row, model) pairs to preview: all, or the one named by --topic."""
+    if topic is None:
+        return models
+    chosen = [pair for pair in models if pair[1].name == topic]
+    if not chosen:
+        known = ", ".join(m.name for _, m in models) or "none"
+        raise MonitorError(f'--topic: no topic "{topic}" (configured: {known})')
+    return chosen
 
 
 def _preview_topic(
@@ -155,15 +173,25 @@ def _preview_topic(
         typer.echo("    " + line)
 
 
+def histogram_edges(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """0.1-wide bin edges covering every score and the threshold, nothing clipped.
+
+    Vetoed and penalised articles score well below zero; their real spread is what tells
+    whether a lower threshold would let them in, so the range follows the data.
+    """
+    values = np.append(scores[np.isfinite(scores)], threshold)
+    low = int(np.floor(values.min() * 10 + 1e-9))
+    high = int(np.floor(values.max() * 10 + 1e-9)) + 1
+    return np.arange(low, high + 1) / 10
+
+
 def histogram_lines(scores: np.ndarray, threshold: float, width: int = 40) -> list[str]:
-    """Text histogram in 0.1 bins; the bin holding the threshold is marked with '<- threshold'."""
-    clipped = np.clip(scores, HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1] - 1e-9)
-    counts, edges = np.histogram(clipped, bins=HISTOGRAM_BINS)
+    """Text histogram in 0.1 bins over the whole score range; the threshold's bin is marked."""
+    edges = histogram_edges(scores, threshold)
+    counts, _ = np.histogram(scores[np.isfinite(scores)], bins=edges)
     peak = max(int(counts.max()), 1)
     lines = []
     for count, low, high in zip(counts, edges[:-1], edges[1:], strict=True):
-        if count == 0 and not low <= threshold < high:
-            continue
         bar = "#" * max(1 if count else 0, round(width * int(count) / peak))
         mark = "  <- threshold" if low <= threshold < high else ""
         lines.append(f"[{low:+.1f}, {high:+.1f})  {int(count):6d}  {bar}{mark}")

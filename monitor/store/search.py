@@ -50,6 +50,7 @@ class MatchFilter:
     until: datetime | None = None
     min_score: float | None = None
     feed: str | None = None
+    tag: str | None = None  # only feeds carrying this tag (``[[feeds]] tags``)
     limit: int = 50
     cursor: str | None = None
 
@@ -127,6 +128,8 @@ def list_matches(session: Session, flt: MatchFilter) -> tuple[list[dict[str, Any
         stmt = stmt.where(Match.topic_id == _resolve_topic_id(session, flt.topic))
     if flt.feed:
         stmt = stmt.where(Article.feed_id == _resolve_feed_id(session, flt.feed))
+    if flt.tag:
+        stmt = stmt.where(Article.feed_id.in_(feed_ids_tagged(session, flt.tag)))
     if flt.since:
         stmt = stmt.where(Match.published_at >= flt.since)
     if flt.until:
@@ -146,6 +149,17 @@ def list_matches(session: Session, flt: MatchFilter) -> tuple[list[dict[str, Any
         last = items[-1]
         next_cursor = encode_cursor(last["published"], last["match_id"])
     return items, next_cursor
+
+
+def feed_ids_tagged(session: Session, tag: str) -> list[int]:
+    """Ids of the feeds whose tags include ``tag`` (case-insensitive).
+
+    Tags are a JSON list per feed; the feeds table is small (hundreds of rows), so matching
+    in Python keeps one query for SQLite and PostgreSQL alike.
+    """
+    wanted = tag.strip().casefold()
+    rows = session.execute(select(Feed.id, Feed.tags)).all()
+    return [fid for fid, tags in rows if wanted in {str(t).casefold() for t in tags or ()}]
 
 
 _LISTING_COLUMNS = (

@@ -126,6 +126,20 @@ def test_sighup_with_a_broken_config_keeps_the_running_one(
         [daemon],
     )
     assert farm.polls["/b.xml"] == 0
+    # an enabled channel whose ${VAR} is not set: the daemon sends on it, so it is refused too
+    config.write_text(
+        config_text(sqlite_url, [first, second], topic=False, interval_s=1.0)
+        + '\n[alerts.hook]\ntype = "webhook"\nurl = "${NO_SUCH_HOOK_URL}"\n'
+    )
+    daemon.signal(signal.SIGHUP)
+    wait_until(
+        lambda: daemon.output().count("config reload failed") >= 3,
+        20,
+        "reload with an unset channel variable refused",
+        [daemon],
+    )
+    assert "NO_SUCH_HOOK_URL is not set" in daemon.output()
+    assert farm.polls["/b.xml"] == 0
 
     config.write_text(config_text(sqlite_url, [first, second], topic=False, interval_s=1.0))
     daemon.signal(signal.SIGHUP)

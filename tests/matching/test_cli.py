@@ -200,7 +200,98 @@ def test_feedback_command_records_a_judgement(make_config: Callable[..., Config]
             assert [f.relevant for f in session.scalars(select(Feedback))] == [False]
     finally:
         rt.close()
-    with pytest.raises(MonitorError, match="relevant"):
-        invoke(config, "feedback", str(match_id), "maybe")
+    maybe = CliRunner().invoke(app, ["--config", str(config.path), "feedback", "1", "maybe"])
+    assert maybe.exit_code == 2  # a usage error, found while parsing
+    assert "is not one of 'relevant', 'irrelevant'" in maybe.output
     with pytest.raises(MonitorError, match="no match with id"):
         invoke(config, "feedback", "999", "relevant")
+
+
+def test_eval_warns_when_no_item_matches_any_topic(make_config: Callable[..., Config]) -> None:
+    """A topic that matches nothing still yields a "best" threshold (low enough to accept
+    everything); eval says so instead of recommending it silently."""
+    config = make_config(
+        topics='[[topics]]\nname = "nothing"\ndescriptions = ["A volcano erupts"]\n'
+        'require = [["zzqxw"]]\nthreshold = 0.5\n'
+    )
+    result = CliRunner().invoke(
+        app, ["--config", str(config.path), "eval", str(LABELED), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["tp"] + report["fp"] == 0
+    assert any("no item matches any topic" in w for w in report["warnings"])
+    assert "warning: no item matches any topic at the configured thresholds" in result.stderr
+    fine = json.loads(invoke(make_config(topics=VOLCANO), "eval", str(LABELED), "-f", "json"))
+    assert fine["warnings"] == []
+
+
+def test_eval_warns_when_the_best_threshold_accepts_everything() -> None:
+    from monitor.cli.matching_cmd import eval_warnings
+
+    none_matched = {"n": 10, "tp": 0, "fp": 0}
+    accept_all = {"n": 10, "tp": 5, "fp": 5}
+    warnings = eval_warnings({**none_matched, "at_best_threshold": accept_all})
+    assert len(warnings) == 2
+    assert "accepts every item" in warnings[1]
+    assert (
+        eval_warnings({"n": 10, "tp": 4, "fp": 2, "at_best_threshold": {**accept_all, "fp": 1}})
+        == []
+    )
+
+
+def test_histogram_shows_every_score_unclipped() -> None:
+    """Scores far below zero (a missing require group costs 1.0) get their own bins instead of
+    being folded into the lowest one; every score is counted once."""
+    import numpy as np
+
+    from monitor.cli.topics_cmd import histogram_lines
+
+    scores = np.array([-0.93, -0.91, -0.55, 0.12, 0.47, 0.81])
+    lines = histogram_lines(scores, threshold=0.4)
+    assert lines[0].split()[:3] == ["[-1.0,", "-0.9)", "2"]
+    assert lines[-1].split()[:3] == ["[+0.8,", "+0.9)", "1"]
+    assert sum(int(line.split(")")[1].split()[0]) for line in lines) == len(scores)
+    assert next(line for line in lines if "<- threshold" in line).startswith("[+0.4, +0.5)")
+    assert len(lines) == 19  # every bin from -1.0 to +0.9, empty ones too
+
+
+def test_topics_preview_one_topic(make_config: Callable[..., Config]) -> None:
+    config = make_config(topics=TOPIC_PAIR)
+    rt = open_runtime(config)
+    try:
+        with db.session_scope(rt.sessions) as session:
+            feed = Feed(url="http://127.0.0.1/f", name="f")
+            session.add(feed)
+            session.flush()
+            title, summary = ON_TOPIC.split("\n")
+            session.add(
+                Article(
+                    feed_id=feed.id,
+                    entry_key="a",
+                    title=title,
+                    summary=summary,
+                    published_at=datetime.now(UTC) - timedelta(hours=1),
+                )
+            )
+    finally:
+        rt.close()
+    both = invoke(config, "topics", "preview")
+    assert "topic alliance:" in both
+    assert "topic volcano:" in both
+    one = invoke(config, "topics", "preview", "--topic", "volcano", "--since", "2d")
+    assert "1 stored articles published in the last 2d" in one
+    assert "topic volcano: 0 of 1 would match" in one
+    assert "topic alliance" not in one
+    result = CliRunner().invoke(
+        app, ["--config", str(config.path), "topics", "preview", "--topic", "nope"]
+    )
+    assert isinstance(result.exception, MonitorError)
+    assert 'no topic "nope" (configured: alliance, volcano)' in str(result.exception)
+
+
+TOPIC_PAIR = (
+    '[[topics]]\nname = "alliance"\ndescriptions = ["North Korea and Russia"]\n'
+    'require = [["north korea*", "kim jong un"], ["russia*", "putin*"]]\nthreshold = 0.4\n'
+    + VOLCANO
+)

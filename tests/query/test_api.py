@@ -281,3 +281,17 @@ def test_metrics_include_what_stages_register_in_the_process(open_client) -> Non
         assert count[0].value == 1
     finally:
         REGISTRY.unregister(histogram)
+
+
+def test_matches_filter_by_feed_tag(open_client, env) -> None:
+    """`tag` keeps the matches of feeds carrying it, as `monitor matches --tag` does."""
+    from monitor.store import db
+    from monitor.store.models import Feed
+
+    with db.session_scope(env.runtime.sessions) as session:
+        session.get(Feed, env.seeded.feeds["Berita Dunia"]).tags = ["asia"]
+    items = open_client.get("/api/matches", params={"tag": "Asia", "limit": 100}).json()["items"]
+    assert items
+    assert {item["source"] for item in items} == {"Berita Dunia"}
+    none = open_client.get("/api/matches", params={"tag": "nowhere"}).json()
+    assert none["items"] == []

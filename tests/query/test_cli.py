@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.store import db
 from tests.query.data import HOSTILE_TITLE, NOW, store_real_vectors
 
 
@@ -163,3 +164,21 @@ def test_server_warm_up_loads_vectors_before_the_first_search(env, embedder) -> 
     store_real_vectors(env.runtime.sessions, embedder)
     warm_up(env.runtime)
     assert len(env.runtime.resources[f"{INDEX_KEY}:{embedder.model_id}"]) == 4
+
+
+def test_tag_filters_feeds_and_matches(env, cli) -> None:
+    """Feed tags filter `feeds list` and `matches` (case-insensitive)."""
+    from monitor.store.models import Feed
+
+    with db.session_scope(env.runtime.sessions) as session:
+        session.get(Feed, env.seeded.feeds["World Desk"]).tags = ["world", "english"]
+        session.get(Feed, env.seeded.feeds["Broken Feed"]).tags = ["worldwide"]
+    feeds = json.loads(cli("feeds", "list", "--tag", "World", "--format", "json").stdout)
+    assert [f["name"] for f in feeds] == ["World Desk"]
+    assert feeds[0]["tags"] == "world, english"
+    everything = json.loads(cli("matches", "--limit", "100", "--format", "json").stdout)
+    tagged = json.loads(cli("matches", "--tag", "world", "--limit", "100", "-f", "json").stdout)
+    assert tagged
+    assert {r["source"] for r in tagged} == {"World Desk"}
+    assert len(tagged) == sum(r["source"] == "World Desk" for r in everything)
+    assert cli("matches", "--tag", "nothing-has-this").stdout.strip() == "(none)"
