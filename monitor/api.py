@@ -142,6 +142,7 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
         until: str | None = None,
         min_score: float | None = None,
         feed: str | None = None,
+        lang: str | None = None,
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
@@ -152,6 +153,7 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> FastAPI:
                 until=search.parse_when(until),
                 min_score=min_score,
                 feed=feed,
+                lang=lang,
                 limit=limit,
                 cursor=cursor,
             )

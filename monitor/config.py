@@ -160,13 +160,28 @@ class FeedConfig(_Section):
     name: str = Field("", description="Display name; defaults to the feed's own title.")
     interval: Duration | None = Field(None, description="Overrides [polling] interval.")
     tags: list[str] = Field(default_factory=list, description="Free labels for filtering.")
-    language: str = Field("", description="ISO 639-1 code when the feed does not declare one.")
+    language: str = Field(
+        "",
+        description='ISO 639-1 code when the feed does not declare one; "auto" detects each '
+        "entry's language from its text even when the feed declares one.",
+    )
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f'expected an http(s) URL, got "{value}"')
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str) -> str:
+        if (
+            value
+            and value != "auto"
+            and not re.match(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$", value)
+        ):
+            raise ValueError(f'expected a language code like "en" or "auto", got "{value}"')
         return value
 
 

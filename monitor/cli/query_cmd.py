@@ -35,6 +35,7 @@ def matches(
     until: str | None = typer.Option(None, "--until", help="Date or duration ago (exclusive)."),
     min_score: float | None = typer.Option(None, "--min-score", help="Lowest score shown."),
     feed: str | None = typer.Option(None, "--feed", help="Feed id, URL or name."),
+    lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
     cursor: str | None = typer.Option(
         None,
@@ -54,6 +55,7 @@ def matches(
         until=_when(until, "--until"),
         min_score=min_score,
         feed=feed,
+        lang=lang,
         limit=limit,
         cursor=cursor,
     )

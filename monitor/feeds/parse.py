@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -40,6 +41,7 @@ import feedparser
 
 from monitor.domain import Entry, ParsedFeed
 from monitor.errors import ParseError
+from monitor.feeds.language import AUTO, declared_language
 from monitor.feeds.plainrss import read_plain_rss
 
 FUTURE_TOLERANCE = timedelta(minutes=15)  # clock skew we accept before clamping a date
@@ -172,19 +174,39 @@ def _utc(struct: time.struct_time | None) -> datetime | None:
         return None
 
 
-def _language(*candidates: Any) -> str:
-    for value in candidates:
-        if isinstance(value, str) and value.strip():
-            return value.strip().replace("_", "-").split("-")[0].lower()[:16]
-    return ""
-
-
-def _detail_language(entry: Mapping[str, Any], *keys: str) -> str:
-    for key in keys:
+def _entry_language(entry: Mapping[str, Any]) -> str:
+    """The language in force on the entry: its own ``language`` (``dc:language``), else the
+    ``xml:lang`` on its summary or title (which feedparser inherits from the feed when the
+    entry sets none)."""
+    candidates = [entry.get("language")]
+    for key in ("summary_detail", "title_detail"):
         detail = entry.get(key)
-        if isinstance(detail, Mapping) and detail.get("language"):
-            return str(detail["language"])
+        if isinstance(detail, Mapping):
+            candidates.append(detail.get("language"))
+    for value in candidates:
+        code, _ambiguous = declared_language(value)
+        if code:
+            return code
     return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Languages:
+    """How a feed's entries get their language (precedence in :mod:`monitor.feeds.language`)."""
+
+    declared: str  # the one language the feed-level declaration names; "" if none or several
+    inherited: str  # for entries that declare nothing of their own; "" = detect when stored
+
+    @staticmethod
+    def of(feed: Mapping[str, Any], default: str) -> _Languages:
+        declared, _several = declared_language(feed.get("language"))
+        inherited = "" if default == AUTO else (declared or declared_language(default)[0])
+        return _Languages(declared, inherited)
+
+    def for_entry(self, own: str) -> str:
+        """An entry's own declaration counts where it differs from the feed's (feedparser hands
+        the feed's ``xml:lang`` down to entries that set none, as XML does)."""
+        return own if own and own != self.declared else self.inherited
 
 
 def _longest_text(entry: Mapping[str, Any]) -> str:
@@ -205,9 +227,7 @@ def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(seen)[:MAX_TAGS]
 
 
-def _entry(
-    raw: Mapping[str, Any], *, base_url: str, feed_language: str, fetched_at: datetime
-) -> Entry:
+def _entry(raw: Mapping[str, Any], *, base_url: str, language: str, fetched_at: datetime) -> Entry:
     title = plain_text(raw.get("title"), limit=2000)
     summary = plain_text(_longest_text(raw))
     link = (raw.get("link") or "").strip()
@@ -226,11 +246,7 @@ def _entry(
         published_at=published,
         author=plain_text(raw.get("author"), limit=512),
         tags=_tags(raw),
-        language=_language(
-            raw.get("language"),
-            _detail_language(raw, "summary_detail", "title_detail"),
-            feed_language,
-        ),
+        language=language,
     )
 
 
@@ -275,15 +291,20 @@ def parse_feed(
         reason = str(result.get("bozo_exception") or "") if bozo else ""
         if not raw_entries and (reason or not result.get("version")):
             raise ParseError(f"not a usable feed: {reason or 'no RSS/Atom content found'}"[:500])
-    feed_language = _language(feed.get("language"), default_language)
+    languages = _Languages.of(feed, default_language)
     entries = _unique(
-        _entry(raw, base_url=url, feed_language=feed_language, fetched_at=fetched_at)
+        _entry(
+            raw,
+            base_url=url,
+            language=languages.for_entry(_entry_language(raw)),
+            fetched_at=fetched_at,
+        )
         for raw in raw_entries
     )
     return ParsedFeed(
         title=plain_text(feed.get("title"), limit=1024),
         site_url=(feed.get("link") or "")[:2048],
-        language=feed_language,
+        language=languages.declared,
         ttl_s=_ttl_s(feed),
         entries=tuple(entries),
         bozo=bozo,

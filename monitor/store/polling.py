@@ -13,8 +13,8 @@ Articles: inserted in one multi-row statement per feed, ``ON CONFLICT DO NOTHING
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -204,11 +204,20 @@ def store_entries(
     *,
     is_history: bool,
     fetched_at: datetime,
+    detect_language: Callable[[str], str] | None = None,
 ) -> int:
-    """Insert entries not stored yet; return how many rows were inserted."""
+    """Insert entries not stored yet; return how many rows were inserted.
+
+    ``detect_language`` (title + summary -> code) fills in the language of entries whose feed
+    left it open; it runs only on entries about to be inserted, never on ones already stored."""
     fresh = _unseen(session, feed_id, entries)
     if not fresh:
         return 0
+    if detect_language is not None:
+        fresh = [
+            e if e.language else replace(e, language=detect_language(f"{e.title}\n{e.summary}"))
+            for e in fresh
+        ]
     rows = [_article_row(feed_id, e, is_history=is_history, fetched_at=fetched_at) for e in fresh]
     dialect = session.get_bind().dialect.name
     insert_fn: Any = pg_insert if dialect == "postgresql" else sqlite_insert

@@ -49,6 +49,7 @@ class MatchFilter:
     until: datetime | None = None
     min_score: float | None = None
     feed: str | None = None
+    lang: str | None = None
     limit: int = 50
     cursor: str | None = None
 
@@ -126,6 +127,8 @@ def list_matches(session: Session, flt: MatchFilter) -> tuple[list[dict[str, Any
         stmt = stmt.where(Match.topic_id == _resolve_topic_id(session, flt.topic))
     if flt.feed:
         stmt = stmt.where(Article.feed_id == _resolve_feed_id(session, flt.feed))
+    if flt.lang:
+        stmt = stmt.where(Article.language == flt.lang.lower())
     if flt.since:
         stmt = stmt.where(Match.published_at >= flt.since)
     if flt.until:
@@ -157,6 +160,7 @@ _LISTING_COLUMNS = (
     Match.story_id,
     Article.title,
     Article.link,
+    Article.language,
     Topic.name.label("topic"),
     Feed.name.label("feed_name"),
     Feed.title.label("feed_title"),
@@ -177,6 +181,7 @@ def _match_row(row: Any) -> dict[str, Any]:
         "score": round(float(row["score"]), 4),
         "semantic_score": round(float(row["semantic_score"] or 0.0), 4),
         "link": row["link"],
+        "language": row["language"],
         "passage": explanation_passage(explanation),
         "story_id": row["story_id"],
         "feedback": row["relevant"],
