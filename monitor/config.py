@@ -153,6 +153,15 @@ class PollingConfig(_Section):
         "", description="User-Agent header; empty means monitor/<version> (+project URL)."
     )
     tick: Duration = Field(5.0, description="How often the scheduler looks for due work.")
+    full_text_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Article pages (feeds with full_text) larger than this are cut off and skipped.",
+    )
+    full_text_wait: Duration = Field(
+        120.0,
+        description="How long matching waits for an article's page before using its summary.",
+    )
 
 
 class FeedConfig(_Section):
@@ -160,6 +169,11 @@ class FeedConfig(_Section):
     name: str = Field("", description="Display name; defaults to the feed's own title.")
     interval: Duration | None = Field(None, description="Overrides [polling] interval.")
     tags: list[str] = Field(default_factory=list, description="Free labels for filtering.")
+    full_text: bool = Field(
+        False,
+        description="Fetch each new article's page (robots.txt respected) and embed the lead "
+        "of its body when the feed's summary is a single line.",
+    )
     language: str = Field(
         "",
         description='ISO 639-1 code when the feed does not declare one; "auto" detects each '

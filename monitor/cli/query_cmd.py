@@ -128,6 +128,11 @@ def render_detail(detail: dict[str, Any]) -> list[str]:
     ]
     if detail["summary"]:
         lines.append(f"  summary:   {_clip(common._cell(detail['summary']), 300)}")
+    page = detail.get("page") or {}
+    if page.get("lead"):
+        lines.append(f"  page lead: {_clip(common._cell(page['lead']), 300)}")
+    elif page:
+        lines.append(f"  page:      {page['status']} {common._cell(page['reason'])}".rstrip())
     if not detail["matches"]:
         lines.append("  no matches")
     for m in detail["matches"]:

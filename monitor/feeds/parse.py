@@ -28,13 +28,13 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
@@ -44,6 +44,7 @@ from monitor.errors import ParseError
 from monitor.feeds.language import AUTO, declared_language
 from monitor.feeds.plainrss import read_plain_rss
 
+T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(minutes=15)  # clock skew we accept before clamping a date
 MAX_KEY_CHARS = 200
 MAX_TEXT_CHARS = 20_000
@@ -390,11 +391,18 @@ class ParserPool:
         """The same as :meth:`parse`, for callers without an event loop."""
         return self._run(body, kwargs)
 
-    def _run(self, body: bytes, kwargs: dict[str, Any]) -> ParsedFeed:
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run another CPU-heavy function of untrusted input (``fn`` must be a module-level
+        function) in a worker, under the same time limit; e.g. article extraction."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._run, args, {}, fn)
+
+    def _run(self, body: Any, kwargs: dict[str, Any], fn: Callable[..., Any] = parse_feed) -> Any:
+        args = body if isinstance(body, tuple) else (body,)
         for _attempt in range(3):
             with self._lock:
                 executor, generation = self._executor, self._generation
-            future = executor.submit(parse_feed, body, **kwargs)
+            future = executor.submit(fn, *args, **kwargs)
             try:
                 return future.result(timeout=self.timeout_s)
             except FutureTimeout:

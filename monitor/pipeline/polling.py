@@ -316,6 +316,7 @@ class _Poller:
                 is_history=not feed.has_succeeded,
                 fetched_at=outcome.now,
                 detect_language=detect_language,
+                full_text=feed.full_text,
             )
         store.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
         return stored

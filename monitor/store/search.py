@@ -26,6 +26,7 @@ from monitor.errors import NotFoundError
 from monitor.store import matching
 from monitor.store.models import (
     Article,
+    ArticleBody,
     Delivery,
     DeliveryAttempt,
     Embedding,
@@ -261,6 +262,7 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any]:
         "title": article.title,
         "link": article.link,
         "summary": article.summary,
+        "page": _page(session, article.id),
         "author": article.author,
         "language": article.language,
         "published": article.published_at,
@@ -273,6 +275,14 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any]:
             for m, topic in matches
         ],
     }
+
+
+def _page(session: Session, article_id: int) -> dict[str, Any] | None:
+    """The article's fetched page (feeds with full_text): status, why not, the body lead."""
+    row = session.get(ArticleBody, article_id)
+    if row is None:
+        return None
+    return {"status": row.status, "reason": row.reason, "lead": row.lead, "url": row.url}
 
 
 def _match_detail(
