@@ -385,11 +385,11 @@ class ParserPool:
             "fetched_at": fetched_at,
             "default_language": default_language,
         }
-        return await loop.run_in_executor(self._threads, self._run, body, kwargs)
+        return await loop.run_in_executor(self._threads, self._run, (body,), kwargs)
 
     def parse_blocking(self, body: bytes, **kwargs: Any) -> ParsedFeed:
         """The same as :meth:`parse`, for callers without an event loop."""
-        return self._run(body, kwargs)
+        return self._run((body,), kwargs)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run another CPU-heavy function of untrusted input (``fn`` must be a module-level
@@ -397,8 +397,9 @@ class ParserPool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self._run, args, {}, fn)
 
-    def _run(self, body: Any, kwargs: dict[str, Any], fn: Callable[..., Any] = parse_feed) -> Any:
-        args = body if isinstance(body, tuple) else (body,)
+    def _run(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], fn: Callable[..., Any] = parse_feed
+    ) -> Any:
         for _attempt in range(3):
             with self._lock:
                 executor, generation = self._executor, self._generation
@@ -407,8 +408,9 @@ class ParserPool:
                 return future.result(timeout=self.timeout_s)
             except FutureTimeout:
                 self._replace(generation)
+                what = "parsing" if fn is parse_feed else fn.__name__
                 raise ParseError(
-                    f"parsing took longer than {self.timeout_s:g}s; the parser was stopped"
+                    f"{what} took longer than {self.timeout_s:g}s; the parser was stopped"
                 ) from None
             except BrokenProcessPool:
                 with self._lock:
