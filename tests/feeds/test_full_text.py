@@ -57,8 +57,9 @@ MakeFullText = Callable[..., Runtime]
 
 @pytest.fixture
 def full_text_runtime(
-    sqlite_url: str, shared_pool: ParserPool, server: LocalServer
+    db_url: str, shared_pool: ParserPool, server: LocalServer
 ) -> Iterator[MakeFullText]:
+    """Runtimes on SQLite and on PostgreSQL (where pages are claimed FOR UPDATE SKIP LOCKED)."""
     made: list[Runtime] = []
 
     def make(paths: list[str], **polling: object) -> Runtime:
@@ -70,7 +71,7 @@ def full_text_runtime(
             **polling,
         }
         config = Config(
-            database=DatabaseConfig(url=sqlite_url),
+            database=DatabaseConfig(url=db_url),
             polling=PollingConfig(**settings),  # type: ignore[arg-type]
             feeds=[FeedConfig(url=server.url("/feed.xml"), full_text=True)],
         )
