@@ -97,10 +97,19 @@ class _Pages:
 
     async def run(self, jobs: list[store.PageJob]) -> list[store.PageOutcome]:
         async with Fetcher(self.cfg) as fetcher:
-            return list(await asyncio.gather(*(self._one(fetcher, job) for job in jobs)))
+            return list(await asyncio.gather(*(self._guarded(fetcher, job) for job in jobs)))
+
+    async def _guarded(self, fetcher: Fetcher, job: store.PageJob) -> store.PageOutcome:
+        """The loop never dies: a bug met on one page counts as a failed attempt of that page
+        (so a page that always trips it is given up), never as the whole batch's failure."""
+        try:
+            return await self._one(fetcher, job)
+        except Exception as exc:
+            log.exception("article page crashed", extra={"fields": {"article_id": job.article_id}})
+            return self._retry(job, f"internal error: {type(exc).__name__}: {exc}", None)
 
     async def _one(self, fetcher: Fetcher, job: store.PageJob) -> store.PageOutcome:
-        if urlsplit(job.url).scheme not in ("http", "https"):
+        if not _http_url(job.url):
             return self._skip(job, "link", "the article link is not an http(s) URL")
         verdict = await self.robots.check(fetcher, job.url)
         if not verdict.allowed:
@@ -202,6 +211,14 @@ class _Pages:
             etag=etag,
             last_modified=last_modified,
         )
+
+
+def _http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[broken/": a feed can put anything in <link>
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _charset(content_type: str) -> str:

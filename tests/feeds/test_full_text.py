@@ -277,3 +277,20 @@ def test_the_lead_rule() -> None:
     )
     assert body_lead("Headline", two + two, body) == ""  # the summary is enough
     assert extract_article("<html><body><nav>Home</nav></body></html>", "http://x.test/") is None
+
+
+def test_a_link_that_is_no_http_url_is_skipped_not_fetched(
+    server: LocalServer, full_text_runtime: MakeFullText
+) -> None:
+    runtime = full_text_runtime(["/news/a"])
+    poll_due(runtime)
+    with db.session_scope(runtime.sessions) as session:  # what a hostile <link> could hold
+        session.execute(update(ArticleBody).values(url="http://[broken/page"))
+
+    report = fetch_full_texts(runtime)
+
+    assert report.skipped["link"] == 1
+    assert [(b.status, b.reason) for b in bodies(runtime)] == [
+        ("skipped", "the article link is not an http(s) URL")
+    ]
+    assert server.requests_to("/robots.txt") == []
