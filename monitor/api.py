@@ -367,6 +367,7 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         min_score: float | None = None,
         feed: str | None = None,
         tag: str | None = None,
+        lang: str | None = None,
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
@@ -377,6 +378,7 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
             min_score=min_score,
             feed=feed,
             tag=tag,
+            lang=lang,
             limit=limit,
             cursor=cursor,
         )

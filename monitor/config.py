@@ -173,6 +173,15 @@ class PollingConfig(_Section):
         "", description="User-Agent header; empty means monitor/<version> (+project URL)."
     )
     tick: Duration = Field(5.0, description="How often the scheduler looks for due work.")
+    full_text_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Article pages (feeds with full_text) larger than this are cut off and skipped.",
+    )
+    full_text_wait: Duration = Field(
+        120.0,
+        description="How long matching waits for an article's page before using its summary.",
+    )
 
 
 class FeedConfig(_Section):
@@ -183,13 +192,33 @@ class FeedConfig(_Section):
         default_factory=list,
         description="Free labels; `feeds list --tag` and `matches --tag` filter by them.",
     )
-    language: str = Field("", description="ISO 639-1 code when the feed does not declare one.")
+    full_text: bool = Field(
+        False,
+        description="Fetch each new article's page (robots.txt respected) and embed the lead "
+        "of its body when the feed's summary is a single line.",
+    )
+    language: str = Field(
+        "",
+        description='ISO 639-1 code when the feed does not declare one; "auto" detects each '
+        "entry's language from its text even when the feed declares one.",
+    )
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f'expected an http(s) URL, got "{value}"')
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str) -> str:
+        if (
+            value
+            and value != "auto"
+            and not re.match(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$", value)
+        ):
+            raise ValueError(f'expected a language code like "en" or "auto", got "{value}"')
         return value
 
 

@@ -35,6 +35,7 @@ from monitor.logs import event
 from monitor.memory import release_free_memory
 from monitor.pipeline import cycle
 from monitor.pipeline.delivery import dispatch_due
+from monitor.pipeline.fulltext import fetch_full_texts
 from monitor.pipeline.matching import match_new
 from monitor.pipeline.polling import poll_due
 from monitor.pipeline.runtime import Runtime
@@ -130,6 +131,7 @@ class Daemon:
         stages: list[tuple[str, Callable[[Runtime], Any]]] = [
             ("heartbeat", cycle.beat),
             ("poll", poll_due),
+            ("fulltext", fetch_full_texts),
             ("match", match_new),
             ("deliver", dispatch_due),
         ]

@@ -19,6 +19,7 @@ class FeedRef:
     has_succeeded: bool = False  # False until the first successful poll: its entries are history
     ttl_s: float | None = None  # the <ttl> stored from the last full fetch
     language: str = ""  # the feed's configured/stored language, used when entries have none
+    full_text: bool = False  # new articles get their page fetched (pipeline/fulltext.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class FetchResult:
     error: str = ""
     gone: bool = False
     skipped: bool = False  # not fetched at all (stop requested); nothing to record
+    too_large: bool = False  # the body passed the size limit and was cut off
 
     @property
     def not_modified(self) -> bool:

@@ -56,6 +56,7 @@ def matches(
     tag: str | None = typer.Option(
         None, "--tag", help="Only matches from feeds with this tag (config.toml feeds.tags)."
     ),
+    lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
     cursor: str | None = typer.Option(
         None,
@@ -75,6 +76,7 @@ def matches(
         min_score=min_score,
         feed=feed,
         tag=tag,
+        lang=lang,
         limit=limit,
         cursor=cursor,
     )
@@ -151,6 +153,11 @@ def render_detail(detail: dict[str, Any]) -> list[str]:
     ]
     if detail["summary"]:
         lines.append(f"  summary:   {_clip(common._cell(detail['summary']), 300)}")
+    page = detail.get("page") or {}
+    if page.get("lead"):
+        lines.append(f"  page lead: {_clip(common._cell(page['lead']), 300)}")
+    elif page:
+        lines.append(f"  page:      {page['status']} {common._cell(page['reason'])}".rstrip())
     if not detail["matches"]:
         lines.append("  no matches")
     for m in detail["matches"]:

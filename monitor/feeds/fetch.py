@@ -295,7 +295,12 @@ def _describe(exc: Exception) -> str:
 
 
 def _failure(url: str, exc: FetchError) -> FetchResult:
-    return FetchResult(url=url, status=exc.status, error=str(exc) or type(exc).__name__)
+    return FetchResult(
+        url=url,
+        status=exc.status,
+        error=str(exc) or type(exc).__name__,
+        too_large=isinstance(exc, ResponseTooLarge),
+    )
 
 
 def _with_elapsed(result: FetchResult, elapsed: float) -> FetchResult:

@@ -28,12 +28,13 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
@@ -41,8 +42,10 @@ import feedparser
 from monitor import metrics
 from monitor.domain import Entry, ParsedFeed
 from monitor.errors import ParseError
+from monitor.feeds.language import AUTO, declared_language
 from monitor.feeds.plainrss import read_plain_rss
 
+T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(minutes=15)  # clock skew we accept before clamping a date
 # earlier dates are placeholders (0001-01-01, the Unix epoch 1970-01-01), not publication dates
 EARLIEST_DATE = datetime(1970, 1, 2, tzinfo=UTC)
@@ -224,19 +227,39 @@ def _published(raw: Mapping[str, Any], fetched_at: datetime) -> datetime:
     return fetched_at
 
 
-def _language(*candidates: Any) -> str:
-    for value in candidates:
-        if isinstance(value, str) and value.strip():
-            return value.strip().replace("_", "-").split("-")[0].lower()[:16]
-    return ""
-
-
-def _detail_language(entry: Mapping[str, Any], *keys: str) -> str:
-    for key in keys:
+def _entry_language(entry: Mapping[str, Any]) -> str:
+    """The language in force on the entry: its own ``language`` (``dc:language``), else the
+    ``xml:lang`` on its summary or title (which feedparser inherits from the feed when the
+    entry sets none)."""
+    candidates = [entry.get("language")]
+    for key in ("summary_detail", "title_detail"):
         detail = entry.get(key)
-        if isinstance(detail, Mapping) and detail.get("language"):
-            return str(detail["language"])
+        if isinstance(detail, Mapping):
+            candidates.append(detail.get("language"))
+    for value in candidates:
+        code, _ambiguous = declared_language(value)
+        if code:
+            return code
     return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Languages:
+    """How a feed's entries get their language (precedence in :mod:`monitor.feeds.language`)."""
+
+    declared: str  # the one language the feed-level declaration names; "" if none or several
+    inherited: str  # for entries that declare nothing of their own; "" = detect when stored
+
+    @staticmethod
+    def of(feed: Mapping[str, Any], default: str) -> _Languages:
+        declared, _several = declared_language(feed.get("language"))
+        inherited = "" if default == AUTO else (declared or declared_language(default)[0])
+        return _Languages(declared, inherited)
+
+    def for_entry(self, own: str) -> str:
+        """An entry's own declaration counts where it differs from the feed's (feedparser hands
+        the feed's ``xml:lang`` down to entries that set none, as XML does)."""
+        return own if own and own != self.declared else self.inherited
 
 
 def _longest_text(entry: Mapping[str, Any]) -> str:
@@ -257,9 +280,7 @@ def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(seen)[:MAX_TAGS]
 
 
-def _entry(
-    raw: Mapping[str, Any], *, base_url: str, feed_language: str, fetched_at: datetime
-) -> Entry:
+def _entry(raw: Mapping[str, Any], *, base_url: str, language: str, fetched_at: datetime) -> Entry:
     title = plain_text(raw.get("title"), limit=2000)
     summary = plain_text(_longest_text(raw))
     link = (raw.get("link") or "").strip()
@@ -276,11 +297,7 @@ def _entry(
         published_at=published,
         author=plain_text(raw.get("author"), limit=512),
         tags=_tags(raw),
-        language=_language(
-            raw.get("language"),
-            _detail_language(raw, "summary_detail", "title_detail"),
-            feed_language,
-        ),
+        language=language,
     )
 
 
@@ -325,15 +342,20 @@ def parse_feed(
         reason = str(result.get("bozo_exception") or "") if bozo else ""
         if not raw_entries and (reason or not result.get("version")):
             raise ParseError(f"not a usable feed: {reason or 'no RSS/Atom content found'}"[:500])
-    feed_language = _language(feed.get("language"), default_language)
+    languages = _Languages.of(feed, default_language)
     entries = _unique(
-        _entry(raw, base_url=url, feed_language=feed_language, fetched_at=fetched_at)
+        _entry(
+            raw,
+            base_url=url,
+            language=languages.for_entry(_entry_language(raw)),
+            fetched_at=fetched_at,
+        )
         for raw in raw_entries
     )
     return ParsedFeed(
         title=plain_text(feed.get("title"), limit=1024),
         site_url=(feed.get("link") or "")[:2048],
-        language=feed_language,
+        language=languages.declared,
         ttl_s=_ttl_s(feed),
         entries=tuple(entries),
         bozo=bozo,
@@ -436,24 +458,33 @@ class ParserPool:
             "fetched_at": fetched_at,
             "default_language": default_language,
         }
-        return await loop.run_in_executor(self._threads, self._run, body, kwargs)
+        return await loop.run_in_executor(self._threads, self._run, (body,), kwargs)
 
     def parse_blocking(self, body: bytes, **kwargs: Any) -> ParsedFeed:
         """The same as :meth:`parse`, for callers without an event loop."""
-        return self._run(body, kwargs)
+        return self._run((body,), kwargs)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run another CPU-heavy function of untrusted input (``fn`` must be a module-level
+        function) in a worker, under the same time limit; e.g. article extraction."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._run, args, {}, fn)
 
     @metrics.PARSE_SECONDS.time()
-    def _run(self, body: bytes, kwargs: dict[str, Any]) -> ParsedFeed:
+    def _run(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], fn: Callable[..., Any] = parse_feed
+    ) -> Any:
         for _attempt in range(3):
             with self._lock:
                 executor, generation = self._executor, self._generation
-            future = executor.submit(parse_feed, body, **kwargs)
+            future = executor.submit(fn, *args, **kwargs)
             try:
                 return future.result(timeout=self.timeout_s)
             except FutureTimeout:
                 self._replace(generation)
+                what = "parsing" if fn is parse_feed else fn.__name__
                 raise ParseError(
-                    f"parsing took longer than {self.timeout_s:g}s; the parser was stopped"
+                    f"{what} took longer than {self.timeout_s:g}s; the parser was stopped"
                 ) from None
             except BrokenProcessPool:
                 with self._lock:

@@ -1,4 +1,4 @@
-"""The order of stages: poll -> match -> deliver. The daemon runs them as separate periodic jobs
+"""The order of stages: poll -> full text -> match -> deliver. The daemon runs them as separate periodic jobs
 (so a long embedding backlog never holds up polling); ``run_once`` chains them for ``--once``."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from monitor.logs import event
 from monitor.pipeline.delivery import DispatchReport, dispatch_due
+from monitor.pipeline.fulltext import FullTextReport, fetch_full_texts
 from monitor.pipeline.matching import MatchReport, match_new
 from monitor.pipeline.polling import PollReport, poll_due
 from monitor.pipeline.runtime import Runtime
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class CycleReport:
     poll: PollReport
+    full_text: FullTextReport
     match: MatchReport
     delivery: DispatchReport
 
@@ -27,6 +29,7 @@ def run_once(runtime: Runtime) -> CycleReport:
     """One full cycle: poll everything due, match all new articles, deliver what is due."""
     beat(runtime)
     poll = poll_due(runtime)
+    full_text = fetch_full_texts(runtime)
     match = match_new(runtime)
     delivery = dispatch_due(runtime)
     event(
@@ -39,7 +42,7 @@ def run_once(runtime: Runtime) -> CycleReport:
         matched=match.matched,
         alerts_sent=delivery.sent,
     )
-    return CycleReport(poll, match, delivery)
+    return CycleReport(poll, full_text, match, delivery)
 
 
 def beat(runtime: Runtime) -> None:

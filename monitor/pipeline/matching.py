@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -26,6 +27,7 @@ from monitor.logs import event
 from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, queries
+from monitor.store import fulltext as fulltext_store
 from monitor.store import matching as store
 from monitor.store.models import Article
 
@@ -62,9 +64,14 @@ def get_embedder(runtime: Runtime) -> Embedder:
     return embedder
 
 
-def full_text(article: Article) -> str:
-    """The text aliases are searched in: title and the whole summary."""
-    return f"{article.title}\n{article.summary}"
+def full_text(article: Article, lead: str = "") -> str:
+    """The text aliases are searched in: title, the whole summary, and the body lead that is
+    embedded in place of a thin summary (full-text feeds)."""
+    return (
+        f"{article.title}\n{article.summary}\n{lead}"
+        if lead
+        else f"{article.title}\n{article.summary}"
+    )
 
 
 def ensure_vectors(
@@ -76,7 +83,10 @@ def ensure_vectors(
     vectors = {aid: from_bytes(data, embedder.dim) for aid, data in stored.items()}
     missing = [a for a in articles if a.id not in vectors]
     if missing:
-        new = embedder.encode([article_text(a.title, a.summary, max_seq_length) for a in missing])
+        leads = fulltext_store.leads(session, [a.id for a in missing])  # full-text feeds
+        new = embedder.encode(
+            [article_text(a.title, leads.get(a.id) or a.summary, max_seq_length) for a in missing]
+        )
         store.save_vectors(
             session,
             embedder.model_id,
@@ -201,7 +211,15 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
     started = time.monotonic()
     with db.session_scope(runtime.sessions) as session:
         # live articles never wait for history ones embedded alongside them
-        articles = store.claim_pending(session, batch_size * LIVE_BATCH_MULTIPLIER, history=False)
+        page_wait_until = datetime.now(UTC) - timedelta(
+            seconds=runtime.config.polling.full_text_wait
+        )
+        articles = store.claim_pending(
+            session,
+            batch_size * LIVE_BATCH_MULTIPLIER,
+            history=False,
+            page_wait_until=page_wait_until,
+        )
         if not articles:  # only history is pending: keep the batch short
             articles = store.claim_pending(
                 session, max(1, batch_size // HISTORY_BATCH_DIVISOR), history=True
@@ -214,7 +232,8 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
             session, embedder, articles, runtime.config.model.max_seq_length
         )
         matrix = np.vstack([vectors[a.id] for a in articles])
-        texts = [full_text(a) for a in articles]
+        leads = fulltext_store.leads(session, [a.id for a in articles])
+        texts = [full_text(a, leads.get(a.id, "")) for a in articles]
         seen = store.existing_matches(session, [a.id for a in articles])
         for topic, model in models:
             verdicts = match.score_many(model, texts, matrix)

@@ -31,6 +31,7 @@ from monitor.domain import FeedRef, FetchResult, ParsedFeed
 from monitor.errors import ParseError
 from monitor.feeds import schedule
 from monitor.feeds.fetch import Fetcher
+from monitor.feeds.language import detect_language
 from monitor.feeds.parse import ParserPool
 from monitor.logs import event
 from monitor.pipeline.runtime import Runtime
@@ -319,6 +320,8 @@ class _Poller:
                 parsed.entries,
                 is_history=not feed.has_succeeded,
                 fetched_at=outcome.now,
+                detect_language=detect_language,
+                full_text=feed.full_text,
             )
         store.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
         return stored

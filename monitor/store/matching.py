@@ -13,23 +13,40 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.errors import MonitorError, NotFoundError
-from monitor.store.models import Article, Embedding, Feedback, Match, Topic
+from monitor.store.models import Article, ArticleBody, Embedding, Feedback, Match, Topic
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def claim_pending(session: Session, limit: int, *, history: bool | None = None) -> list[Article]:
+def claim_pending(
+    session: Session,
+    limit: int,
+    *,
+    history: bool | None = None,
+    page_wait_until: datetime | None = None,
+) -> list[Article]:
     """Up to ``limit`` unmatched articles, newest published first: non-history before history,
-    or only one kind when ``history`` is given (so only the rows used are locked)."""
+    or only one kind when ``history`` is given (so only the rows used are locked).
+
+    With ``page_wait_until``, an article whose page is still being fetched (full text) is left
+    for later unless it was stored at or before that time: it waits for its page so long, then
+    is matched on its summary."""
     query = select(Article).where(Article.matched_at.is_(None))
     if history is not None:
         query = query.where(Article.is_history.is_(history))
+    if page_wait_until is not None:
+        waiting = (
+            select(ArticleBody.article_id)
+            .where(ArticleBody.article_id == Article.id, ArticleBody.status == "pending")
+            .exists()
+        )
+        query = query.where(or_(Article.fetched_at <= page_wait_until, ~waiting))
     query = query.order_by(
         Article.is_history.asc(), Article.published_at.desc(), Article.id.desc()
     ).limit(limit)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -90,6 +91,7 @@ class Feed(Base):
     language: Mapped[str] = mapped_column(String(16), default="")
     tags: Mapped[list[Any]] = mapped_column(default=list)
     interval_s: Mapped[float | None] = mapped_column(Float)
+    full_text: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     from_config: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str] = mapped_column(Text, default="")
@@ -139,6 +141,35 @@ class Article(Base):
     matched_at: Mapped[datetime | None]
 
     feed: Mapped[Feed] = relationship(back_populates="articles")
+
+
+class ArticleBody(Base):
+    """The page of an article of a ``full_text`` feed: waiting, fetched (with its body), or not.
+
+    Written ``pending`` in the same transaction as the article, so a crash loses no work; once
+    ``done`` it is never fetched again, so a restart refetches nothing. ``lead`` is what
+    replaces the summary for embedding and display ("" when the summary is enough).
+    """
+
+    __tablename__ = "article_bodies"
+    __table_args__ = (Index("ix_article_bodies_due", "status", "next_attempt_at"),)
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # pending -> done | skipped (robots.txt, too large, not a page) | failed (gave up)
+    url: Mapped[str] = mapped_column(String(2048), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    lead: Mapped[str] = mapped_column(Text, default="")
+    etag: Mapped[str | None] = mapped_column(String(1024))
+    last_modified: Mapped[str | None] = mapped_column(String(256))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    fetched_at: Mapped[datetime | None]
 
 
 class Embedding(Base):

@@ -13,18 +13,18 @@ Articles: inserted in one multi-row statement per feed, ``ON CONFLICT DO NOTHING
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.domain import Entry, FeedRef
-from monitor.store.models import Article, Feed
+from monitor.store.models import Article, ArticleBody, Feed
 
 MAX_ERROR_CHARS = 1000
 
@@ -72,6 +72,7 @@ def claim_due(
             Feed.first_success_at,
             Feed.language,
             Feed.ttl_s,
+            Feed.full_text,
         )
         .where(Feed.id.in_(ids), Feed.lease_owner == owner, Feed.lease_until == until)
         .order_by(Feed.next_poll_at, Feed.id)
@@ -87,6 +88,7 @@ def claim_due(
             has_succeeded=r.first_success_at is not None,
             ttl_s=r.ttl_s,
             language=r.language or "",
+            full_text=bool(r.full_text),
         )
         for r in rows
     ]
@@ -207,11 +209,23 @@ def store_entries(
     *,
     is_history: bool,
     fetched_at: datetime,
+    detect_language: Callable[[str], str] | None = None,
+    full_text: bool = False,
 ) -> int:
-    """Insert entries not stored yet; return how many rows were inserted."""
+    """Insert entries not stored yet; return how many rows were inserted.
+
+    ``detect_language`` (title + summary -> code) fills in the language of entries whose feed
+    left it open; it runs only on entries about to be inserted, never on ones already stored.
+    With ``full_text``, each new non-history article with a link gets a ``pending``
+    :class:`ArticleBody` in the same transaction (history is never fetched page by page)."""
     fresh = _unseen(session, feed_id, entries)
     if not fresh:
         return 0
+    if detect_language is not None:
+        fresh = [
+            e if e.language else replace(e, language=detect_language(f"{e.title}\n{e.summary}"))
+            for e in fresh
+        ]
     rows = [_article_row(feed_id, e, is_history=is_history, fetched_at=fetched_at) for e in fresh]
     dialect = session.get_bind().dialect.name
     insert_fn: Any = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -220,7 +234,30 @@ def store_entries(
     )
     result = session.execute(statement, rows)
     count = getattr(result, "rowcount", -1)
+    if full_text and not is_history:
+        _queue_pages(session, feed_id, [e.entry_key[:512] for e in fresh if e.link], fetched_at)
     return count if isinstance(count, int) and count >= 0 else len(rows)
+
+
+def _queue_pages(session: Session, feed_id: int, keys: list[str], now: datetime) -> None:
+    """A pending body row for each of these articles that has none yet."""
+    if not keys:
+        return
+    articles = session.execute(
+        select(Article.id, Article.link).where(
+            Article.feed_id == feed_id,
+            Article.entry_key.in_(keys),
+            ~select(ArticleBody.article_id).where(ArticleBody.article_id == Article.id).exists(),
+        )
+    ).all()
+    if articles:
+        session.execute(
+            insert(ArticleBody),
+            [
+                {"article_id": a.id, "url": a.link, "status": "pending", "next_attempt_at": now}
+                for a in articles
+            ],
+        )
 
 
 def _unseen(session: Session, feed_id: int, entries: Sequence[Entry]) -> list[Entry]:

@@ -50,21 +50,24 @@ def sync_feeds(session: Session, feeds: Sequence[FeedConfig]) -> tuple[int, int]
                     interval_s=spec.interval,
                     tags=list(spec.tags),
                     language=spec.language,
+                    full_text=spec.full_text,
                     from_config=True,
                     next_poll_at=_now(),
                 )
             )
             added += 1
             continue
-        changed = (row.name, row.interval_s, row.tags, row.language) != (
+        changed = (row.name, row.interval_s, row.tags, row.language, row.full_text) != (
             spec.name,
             spec.interval,
             list(spec.tags),
             spec.language,
+            spec.full_text,
         )
         if changed:
             row.name, row.interval_s = spec.name, spec.interval
             row.tags, row.language = list(spec.tags), spec.language
+            row.full_text = spec.full_text
             updated += 1
     return added, updated
 

@@ -27,6 +27,7 @@ from monitor.redact import redact_text
 from monitor.store import matching
 from monitor.store.models import (
     Article,
+    ArticleBody,
     Delivery,
     DeliveryAttempt,
     Embedding,
@@ -51,6 +52,7 @@ class MatchFilter:
     min_score: float | None = None
     feed: str | None = None
     tag: str | None = None  # only feeds carrying this tag (``[[feeds]] tags``)
+    lang: str | None = None
     limit: int = 50
     cursor: str | None = None
 
@@ -130,6 +132,8 @@ def list_matches(session: Session, flt: MatchFilter) -> tuple[list[dict[str, Any
         stmt = stmt.where(Article.feed_id == _resolve_feed_id(session, flt.feed))
     if flt.tag:
         stmt = stmt.where(Article.feed_id.in_(feed_ids_tagged(session, flt.tag)))
+    if flt.lang:
+        stmt = stmt.where(Article.language == flt.lang.lower())
     if flt.since:
         stmt = stmt.where(Match.published_at >= flt.since)
     if flt.until:
@@ -172,6 +176,7 @@ _LISTING_COLUMNS = (
     Match.story_id,
     Article.title,
     Article.link,
+    Article.language,
     Topic.name.label("topic"),
     Feed.name.label("feed_name"),
     Feed.title.label("feed_title"),
@@ -192,6 +197,7 @@ def _match_row(row: Any) -> dict[str, Any]:
         "score": round(float(row["score"]), 4),
         "semantic_score": round(float(row["semantic_score"] or 0.0), 4),
         "link": row["link"],
+        "language": row["language"],
         "passage": explanation_passage(explanation),
         "story_id": row["story_id"],
         "feedback": row["relevant"],
@@ -271,6 +277,7 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any]:
         "title": article.title,
         "link": article.link,
         "summary": article.summary,
+        "page": _page(session, article.id),
         "author": article.author,
         "language": article.language,
         "published": article.published_at,
@@ -283,6 +290,14 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any]:
             for m, topic in matches
         ],
     }
+
+
+def _page(session: Session, article_id: int) -> dict[str, Any] | None:
+    """The article's fetched page (feeds with full_text): status, why not, the body lead."""
+    row = session.get(ArticleBody, article_id)
+    if row is None:
+        return None
+    return {"status": row.status, "reason": row.reason, "lead": row.lead, "url": row.url}
 
 
 def _match_detail(

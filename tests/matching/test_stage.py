@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -114,10 +115,8 @@ def test_article_published_during_backlog_is_taken_by_the_next_batch(
         fresh: list[int] = []
         original = store.claim_pending
 
-        def claim_and_publish(
-            session: Session, limit: int, *, history: bool | None = None
-        ) -> list[Article]:
-            batch = original(session, limit, history=history)
+        def claim_and_publish(session: Session, limit: int, **options: Any) -> list[Article]:
+            batch = original(session, limit, **options)
             if not fresh:  # an article arrives while the first batch is being processed
                 fresh.extend(add_articles(rt, [(ON_TOPIC, NOW, False)]))
             return batch
