@@ -1,7 +1,7 @@
 """full text: feeds.full_text and the article_bodies table
 
-Revision ID: 0002_full_text
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-02 20:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_full_text"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
