@@ -170,5 +170,96 @@ def histogram_lines(scores: np.ndarray, threshold: float, width: int = 40) -> li
     return lines
 
 
+@topics_app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Short unique name of the new topic."),
+    seed_url: str = typer.Option(
+        "", "--seed-url", help="Web page of the seed article: its body is saved under seeds/."
+    ),
+    seed_file: Path | None = typer.Option(
+        None, "--seed-file", help="Seed article as a text or HTML file (copied under seeds/)."
+    ),
+    description: list[str] = typer.Option(
+        [], "--description", "-d", help="What the topic is about, any language (repeatable)."
+    ),
+    require: list[str] = typer.Option(
+        [],
+        "--require",
+        help='One alias group, aliases separated by commas: "north korea*,pyongyang" '
+        "(repeatable; every group must match).",
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Score at or above which an article matches (default 0.5)."
+    ),
+    channel: list[str] = typer.Option(
+        [], "--channel", help="Alert channel under [alerts] (repeatable; default console)."
+    ),
+    since: str = typer.Option("7d", "--since", help="Window of the preview printed afterwards."),
+    no_preview: bool = typer.Option(False, "--no-preview", help="Do not print the preview."),
+) -> None:
+    """Add a topic to config.toml from a seed article, then preview it on stored articles.
+
+    The page is fetched with the polling limits (size cap, timeouts, redirects); its article
+    body (no navigation, comments or cookie banners) is saved as seeds/NAME.txt, and a
+    [[topics]] table is added to config.toml keeping its comments and layout. A bad URL, a page
+    with no article text or an existing name changes nothing.
+
+    Example: monitor topics add harbour-ferry --seed-url https://example.org/news/ferry-returns
+    """
+    from monitor.pipeline.seeding import NewTopic, add_topic
+
+    request = NewTopic(
+        name=name,
+        seed_url=seed_url,
+        seed_file=seed_file,
+        descriptions=tuple(description),
+        require=tuple(_alias_group(text) for text in require),
+        threshold=threshold,
+        channels=tuple(channel),
+    )
+    added = add_topic(common.config(), request)
+    typer.echo(f"added topic {added.name} to {added.config.path}")
+    if added.article is not None:
+        article = added.article
+        chars = sum(len(p) for p in article.paragraphs)
+        typer.echo(
+            f"  seed {added.seed}: {_clip(article.title or article.paragraphs[0], 80)} "
+            f"({len(article.paragraphs)} paragraphs, {chars} characters)"
+        )
+    if not no_preview:
+        preview_topics(since, 5, only={added.name})
+
+
+def _alias_group(text: str) -> tuple[str, ...]:
+    aliases = tuple(a.strip() for a in text.split(",") if a.strip())
+    if not aliases:
+        raise MonitorError(f'--require "{text}": give aliases separated by commas')
+    return aliases
+
+
+def preview_topics(since: str, sample: int, only: set[str] | None = None) -> None:
+    """`topics preview` for the topics named in ``only`` (every topic when None)."""
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise MonitorError(f"--since: {exc}") from None
+    start = datetime.now(UTC) - timedelta(seconds=window)
+    with common.runtime() as rt, db.session_scope(rt.sessions) as session:
+        articles = store.articles_since(session, start, PREVIEW_LIMIT)
+        if not articles:
+            typer.echo(f"no stored articles published in the last {since} to preview it on")
+            return
+        embedder = stage.get_embedder(rt)
+        models = [m for _, m in stage.topic_models(rt, session) if only is None or m.name in only]
+        vectors, _ = stage.ensure_vectors(
+            session, embedder, articles, rt.config.model.max_seq_length
+        )
+        matrix = np.vstack([vectors[a.id] for a in articles])
+        texts = [stage.full_text(a) for a in articles]
+        typer.echo(f"{len(articles)} stored articles published in the last {since}")
+        for model in models:
+            _preview_topic(model, articles, texts, matrix, sample)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(topics_app, name="topics")
