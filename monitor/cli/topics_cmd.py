@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import typer
@@ -17,6 +18,9 @@ from monitor.errors import MonitorError
 from monitor.pipeline import matching as stage
 from monitor.store import db
 from monitor.store import matching as store
+
+if TYPE_CHECKING:
+    from monitor.pipeline.suggest import Group, Suggestion
 
 topics_app = typer.Typer(help="Inspect and try out topics.", no_args_is_help=True)
 
@@ -259,6 +263,87 @@ def preview_topics(since: str, sample: int, only: set[str] | None = None) -> Non
         typer.echo(f"{len(articles)} stored articles published in the last {since}")
         for model in models:
             _preview_topic(model, articles, texts, matrix, sample)
+
+
+@topics_app.command("suggest")
+def suggest(
+    name: str = typer.Argument(..., help="A topic of config.toml."),
+    since: str = typer.Option("30d", "--since", help="Stored articles looked at, e.g. 30d."),
+    groups: int = typer.Option(2, "--groups", min=1, help="Groups proposed; the rest commented."),
+    min_similarity: float | None = typer.Option(
+        None,
+        "--min-similarity",
+        help="Semantic score at which a stored article counts as like the seed "
+        "(default: the topic's threshold).",
+    ),
+    min_articles: int = typer.Option(
+        2, "--min-articles", min=1, help="Similar articles a spelling must appear in."
+    ),
+) -> None:
+    """Propose `require` alias groups from the seed's names and their spellings in stored
+    articles, as TOML to review and paste; config.toml is never changed.
+
+    Names are capitalised words and acronyms of the seed; a spelling in another language is
+    a name of similar stored articles that resembles a seed name (spelling or model vector)
+    and appears with the same other names. See the README, "Suggested aliases".
+
+    Example: monitor topics suggest nk-russia-alliance --since 30d
+    """
+    from monitor.pipeline.suggest import suggest_for_topic
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise MonitorError(f"--since: {exc}") from None
+    start = datetime.now(UTC) - timedelta(seconds=window)
+    with common.runtime() as rt:
+        found = suggest_for_topic(
+            rt, name, since=start, min_similarity=min_similarity, min_articles=min_articles
+        )
+    for line in suggestion_toml(found, since, groups):
+        typer.echo(line)
+
+
+def suggestion_toml(found: Suggestion, since: str, shown: int) -> list[str]:
+    """The suggestion as TOML lines: comments say where each group comes from."""
+    lines = [
+        f"# `require` groups suggested for topic {_toml_comment(found.topic)} by "
+        "`monitor topics suggest` (never applied by itself).",
+        f"# From the seed's names and their spellings in {found.similar} of {found.window} "
+        f"stored articles of the last {since} that are like the seed.",
+        "# Every group must match: keep the groups the story cannot do without, join groups "
+        "that name one side of it,",
+        "# delete what is wrong, paste into the topic's table, and check with `monitor eval` "
+        "or `monitor topics preview`.",
+    ]
+    if not found.groups:
+        return [*lines, "# no names found in the seed (capitalised words or acronyms)"]
+    lines.append("require = [")
+    for group in found.groups[:shown]:
+        lines += [f"  # {_group_note(group)}", f"  {_toml_list(group.aliases)},"]
+    lines.append("]")
+    if found.groups[shown:]:
+        lines.append("# more names of the seed (move a line into require to use it):")
+        lines += [f"#   {_toml_list(g.aliases)},  # {_group_note(g)}" for g in found.groups[shown:]]
+    return lines
+
+
+def _group_note(group: Group) -> str:
+    note = f"{group.name}: {group.seed_count}x in the seed, in {group.articles} stored articles"
+    if group.spellings:
+        spelled = ", ".join(f"{s.text} ({s.articles})" for s in group.spellings)
+        note += f"; spellings: {spelled}"
+    return _toml_comment(note)
+
+
+def _toml_list(values: tuple[str, ...]) -> str:
+    """A TOML array of strings (JSON string escapes are valid TOML basic strings)."""
+    return "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
+
+
+def _toml_comment(text: str) -> str:
+    """Feed text inside a comment: one line, no control characters."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def register(app: typer.Typer) -> None:

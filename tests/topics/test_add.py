@@ -189,7 +189,8 @@ def test_a_bad_seed_url_gives_one_line_and_changes_nothing(
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and message in lines[0]
+    assert lines[0].startswith("error: ")
+    assert message in lines[0]
     assert (folder / "config.toml").read_text(encoding="utf-8") == CONFIG
     assert sorted(p.name for p in folder.iterdir()) == ["config.toml"]
 
@@ -222,7 +223,8 @@ def test_an_invalid_result_removes_the_saved_seed_and_keeps_the_config(
         cwd=folder,
     )
     assert result.returncode == 2
-    assert "topics[1].threshold" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "topics[1].threshold" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
     assert (folder / "config.toml").read_text(encoding="utf-8") == CONFIG
     assert not (folder / "seeds").exists()
 
@@ -248,7 +250,8 @@ def test_seed_file_text_and_html_are_copied_under_seeds(folder: Path, tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     saved = (folder / "seeds" / "harbour-page.txt").read_text("utf-8")
-    assert ARTICLE_SENTENCES[1] in saved and "Dorothy" not in saved
+    assert ARTICLE_SENTENCES[1] in saved
+    assert "Dorothy" not in saved
     names = {t.name: t.seed for t in load_config(folder / "config.toml").topics}
     assert names["harbour"] == [Path("seeds/harbour-2.txt")]
     assert names["harbour page"] == [Path("seeds/harbour-page.txt")]
