@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -34,6 +35,7 @@ from monitor.feeds.fetch import Fetcher
 # article: nothing a topic can be built on.
 MIN_ARTICLE_CHARS = 200
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_CHARSET = re.compile(r"charset\s*=\s*([^\s;]+)", re.I)
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
 )
@@ -65,14 +67,15 @@ def is_html(body: bytes, content_type: str) -> bool:
     return bool(_HTML_START.match(body[:4096]))
 
 
-def extract_article(body: bytes, url: str = "") -> ExtractedArticle:
+def extract_article(body: bytes, url: str = "", content_type: str = "") -> ExtractedArticle:
     """The article in an HTML page; :class:`ParseError` when it holds no article text.
 
-    trafilatura decodes the bytes itself (meta charset, then detection), so a page in any
-    encoding comes out as text.
+    The charset the server names in ``Content-Type`` wins (as in browsers); without one,
+    trafilatura decodes the bytes itself (``<meta charset>``, then detection, which takes a
+    short Polish page in ISO-8859-2 for something else).
     """
     document = trafilatura.bare_extraction(
-        body,
+        _decoded(body, content_type),
         url=url or None,
         include_comments=False,
         include_tables=False,
@@ -80,7 +83,7 @@ def extract_article(body: bytes, url: str = "") -> ExtractedArticle:
         favor_precision=True,
         with_metadata=True,
     )
-    title = " ".join(str(getattr(document, "title", "") or "").split())
+    title = " ".join(_paragraphs(str(getattr(document, "title", "") or ""), ""))
     raw = str(getattr(document, "text", "") or "") if document is not None else ""
     paragraphs = _paragraphs(raw, title)
     if sum(len(p) for p in paragraphs) < MIN_ARTICLE_CHARS:
@@ -92,8 +95,21 @@ def extract_article(body: bytes, url: str = "") -> ExtractedArticle:
     return ExtractedArticle(url=url, title=title, paragraphs=tuple(paragraphs))
 
 
+def _decoded(body: bytes, content_type: str) -> bytes | str:
+    """The page as text in the charset its ``Content-Type`` names, else the bytes as they are."""
+    match = _CHARSET.search(content_type)
+    if match:
+        try:
+            return body.decode(match.group(1).strip("\"'"))
+        except (LookupError, UnicodeDecodeError):
+            pass  # an unknown or wrong charset: let trafilatura detect it
+    return body
+
+
 def _paragraphs(text: str, title: str) -> list[str]:
-    """Non-empty lines with whitespace folded; a first line repeating the headline is dropped."""
+    """Non-empty lines with whitespace folded and control characters (terminal escapes) gone;
+    a first line repeating the headline is dropped."""
+    text = "".join(c for c in text if c == "\n" or unicodedata.category(c) != "Cc")
     lines = [" ".join(line.split()) for line in text.splitlines()]
     lines = [line for line in lines if line]
     if lines and title and lines[0].casefold() == title.casefold():
@@ -125,7 +141,7 @@ def fetch_article(url: str, config: PollingConfig) -> ExtractedArticle:
     if not is_html(result.body, result.content_type):
         kind = result.content_type.split(";")[0].strip() or "unknown"
         raise ParseError(f"{url} is not an HTML page (content type {kind})")
-    return extract_article(result.body, result.final_url or url)
+    return extract_article(result.body, result.final_url or url, result.content_type)
 
 
 async def _fetch(url: str, config: PollingConfig) -> FetchResult:

@@ -69,6 +69,8 @@ WINDOW_LIMIT = 50_000
 HEADLINE_MAX_CHARS = match.HEADING_MAX_CHARS
 
 _TOKEN = re.compile(r"[^\W\d_][\w'’\-]*|[^\w\s]")
+# "Korea's" names Korea: the English possessive is not part of a name
+_POSSESSIVE = re.compile(r"(?<=\w\w)['’]s$")
 _SENTENCE_START = frozenset('.!?…:;"“”«»()[]')
 
 
@@ -97,7 +99,7 @@ class WordCase:
         """Acronyms always; capitalised words when mostly capitalised mid-sentence."""
         if _is_acronym(word):
             return True
-        if not word[0].isupper():
+        if not word[0].isupper() or len(word) < 2:  # "I", "A"
             return False
         key = word.casefold()
         cap, low = self.capitalised[key], self.lower[key]
@@ -115,7 +117,7 @@ def _words(text: str) -> Iterable[tuple[str, bool]]:
     for line in text.splitlines():
         initial = True
         for found in _TOKEN.finditer(line):
-            token = found.group().rstrip("-'’")
+            token = _POSSESSIVE.sub("", found.group().rstrip("-'’"))
             if not token[0].isalpha():
                 initial = token in _SENTENCE_START
                 yield token, False
@@ -283,19 +285,37 @@ def resembles(candidate: str, seed: str, vectors: NameVectors) -> bool:
     return False
 
 
+Postings = dict[str, list[int]]
+
+
+def postings(article_names: Sequence[set[str]]) -> Postings:
+    """Name -> indexes of the articles naming it (so a profile reads only those articles)."""
+    index: Postings = defaultdict(list)
+    for i, names in enumerate(article_names):
+        for name in names:
+            index[name].append(i)
+    return index
+
+
 def context_similarity(
-    candidate: str, seed: str, article_names: Sequence[set[str]], seeds: Sequence[str]
+    candidate: str,
+    seed: str,
+    article_names: Sequence[set[str]],
+    anchors: Sequence[str],
+    index: Postings,
 ) -> float:
     """Step 5b: cosine of the co-occurrence counts of the two names with the other seed names."""
-    anchors = [s for s in seeds if s != seed]
-    left = _profile(candidate, anchors, article_names)
-    right = _profile(seed, anchors, article_names)
+    others = [a for a in anchors if a != seed]
+    left = _profile(candidate, others, article_names, index)
+    right = _profile(seed, others, article_names, index)
     norm = math.sqrt(sum(v * v for v in left)) * math.sqrt(sum(v * v for v in right))
     return sum(a * b for a, b in zip(left, right, strict=True)) / norm if norm else 0.0
 
 
-def _profile(name: str, anchors: Sequence[str], article_names: Sequence[set[str]]) -> list[int]:
-    counts = Counter(a for names in article_names if name in names for a in anchors if a in names)
+def _profile(
+    name: str, anchors: Sequence[str], article_names: Sequence[set[str]], index: Postings
+) -> list[int]:
+    counts = Counter(a for i in index.get(name, ()) for a in anchors if a in article_names[i])
     return [counts[a] for a in anchors]
 
 
@@ -309,11 +329,12 @@ def align(
     """Step 5: seed name -> the candidates that are its spellings (most articles first);
     ``anchors`` (every name of the seed) are the company names are compared by."""
     groups: dict[str, list[str]] = defaultdict(list)
+    index = postings(article_names)
     for candidate, _count in found.most_common():
         if candidate in anchors:
             continue
         fits = {
-            seed: context_similarity(candidate, seed, article_names, anchors)
+            seed: context_similarity(candidate, seed, article_names, anchors, index)
             for seed in seeds
             if resembles(candidate, seed, vectors)
         }
@@ -505,7 +526,9 @@ def suggest_for_topic(
     with db.session_scope(runtime.sessions) as session:
         articles = store.articles_since(session, since, WINDOW_LIMIT)
         texts = [stage.full_text(a) for a in articles]
-        model = next(m for _, m in stage.topic_models(runtime, session) if m.name == name)
+        model = next((m for _, m in stage.topic_models(runtime, session) if m.name == name), None)
+        if model is None:
+            raise NotFoundError(f'topic "{name}" is not active in the database')
         vectors, _ = stage.ensure_vectors(
             session, embedder, articles, runtime.config.model.max_seq_length
         )

@@ -270,3 +270,51 @@ def test_seed_file_text_and_html_are_copied_under_seeds(folder: Path, tmp_path: 
 )
 def test_seed_file_names_are_safe(name: str, stem: str) -> None:
     assert seed_file_stem(name) == stem
+
+
+POLISH_ARTICLE = (
+    "Żółta kładka nad kanałem w Gdańsku jest już otwarta dla pieszych. Mieszkańcy dzielnicy "
+    "czekali na nią dwa lata, a łączna długość przejścia wynosi czterdzieści metrów. Urzędnicy "
+    "mówią, że koszt budowy był niższy, niż zakładano, bo użyto stali z rozbiórki starego mostu."
+)
+
+
+def test_the_charset_the_server_names_wins_over_guessing(folder: Path, site: LocalServer) -> None:
+    # no <meta charset>: only the header says ISO-8859-2
+    page = f"<html><body><article><p>{POLISH_ARTICLE}</p></article></body></html>"
+    site.route(
+        "/pl/kladka",
+        Reply(
+            body=page.encode("iso-8859-2"),
+            headers={"Content-Type": "text/html; charset=ISO-8859-2"},
+        ),
+    )
+    result = monitor(
+        "topics", "add", "kładka", "--seed-url", site.url("/pl/kladka"), "--no-preview", cwd=folder
+    )
+    assert result.returncode == 0, result.stderr
+    assert (folder / "seeds" / "kladka.txt").read_text("utf-8") == POLISH_ARTICLE + "\n"
+
+
+def test_control_characters_never_reach_the_seed_or_the_terminal(
+    folder: Path, site: LocalServer
+) -> None:
+    body = ARTICLE_PAGE.replace(
+        b"<h1>Harbour ferry", b"<h1>\x1b]0;pwned\x07\x1b[2JHarbour ferry"
+    ).replace(b"Engineers from", b"\x1b[31mEngineers from")
+    site.route("/news/escapes", Reply(body=body, headers=HTML))
+    result = monitor(
+        "topics",
+        "add",
+        "harbour",
+        "--seed-url",
+        site.url("/news/escapes"),
+        "--no-preview",
+        cwd=folder,
+    )
+    assert result.returncode == 0, result.stderr
+    seed = (folder / "seeds" / "harbour.txt").read_text("utf-8")
+    assert "\x1b" not in seed
+    assert "\x07" not in seed
+    assert "\x1b" not in result.stdout
+    assert ARTICLE_SENTENCES[1] in seed
