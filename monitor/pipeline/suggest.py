@@ -19,16 +19,23 @@ stored articles, by five steps that each have a reason a user can check.
    when the model does not.
 4. **Candidate spellings.** Names seen in at least ``--min-articles`` similar articles and
    more common there than in the rest of the window: names of this story, not of all news.
-5. **Alignment.** A candidate becomes a spelling of the seed name that it
-   (a) *resembles*: at least half of the words pair up with a word of the seed name at edit
-   similarity ``WORD_SIMILARITY`` or more, accents folded (*Korei* ~ *Korea*, *Rusia* ~
-   *Russia*, *Pjongjang* ~ *Pyongyang*), or the two names' own vectors are
-   ``NAME_VECTOR_SIMILARITY`` close (a multilingual model knows *Rosja* is *Russia*); and
+5. **Alignment.** An inflected form of a seed name (same words, longer endings: *North
+   Korean*, *Putina*) joins it at once. Any other candidate becomes a spelling of the seed
+   name that it
+   (a) *resembles*: at least half of the words pair up with a word of the seed name (same
+   first letter, four letters or more, edit similarity ``WORD_SIMILARITY`` or more, accents
+   folded: *Korei* ~ *Korea*, *Rusia* ~ *Russia*, *Pjongjang* ~ *Pyongyang*), or the two
+   names' own vectors are ``NAME_VECTOR_SIMILARITY`` close (a multilingual model knows
+   *Rosja* is *Russia*);
    (b) *keeps the same company*: the articles naming the candidate name the other seed names
    as the articles naming the seed name do (cosine of their co-occurrence counts over the
-   seed names, at least ``MIN_CONTEXT``). This is how translations are found in comparable
+   seed's names, at least ``MIN_CONTEXT``). This is how translations are found in comparable
    corpora (Rapp 1999; Fung 1998): *Korea Utara* resembles *North Korea* and *South Korea*
-   alike, but keeps company with *Kim Jong Un*, *Putin* and *Pyongyang* like *North Korea*.
+   alike, but keeps company with *Kim Jong Un*, *Putin* and *Pyongyang* like *North Korea*;
+   (c) *stands in* for the group: a spelling replaces the name in another language, so at
+   most ``MAX_SHARED`` of the candidate's articles also name the group's names so far.
+   *South Korea* beside *North Korea*, *Gedung Putih* (the White House) beside *Putin*
+   are other names.
    A candidate that fits two seed names equally well is left out.
 
 Spellings of one group that differ only in their word endings become one prefix alias
@@ -61,6 +68,8 @@ NAME_WORD_CAPITALISED = 0.7
 MAX_NAME_WORDS = 4
 MIN_SEED_COUNT = 2
 WORD_SIMILARITY = 0.6
+MIN_PAIRED_WORD = 4
+MAX_SHARED = 0.2
 NAME_VECTOR_SIMILARITY = 0.8
 MIN_CONTEXT = 0.3
 MIN_PREFIX = 4
@@ -117,12 +126,12 @@ def _words(text: str) -> Iterable[tuple[str, bool]]:
     for line in text.splitlines():
         initial = True
         for found in _TOKEN.finditer(line):
-            token = _POSSESSIVE.sub("", found.group().rstrip("-'’"))
+            token = found.group()
             if not token[0].isalpha():
                 initial = token in _SENTENCE_START
                 yield token, False
                 continue
-            yield token, initial
+            yield _POSSESSIVE.sub("", token.rstrip("-'’")), initial
             initial = False
 
 
@@ -264,15 +273,28 @@ def _levenshtein(a: str, b: str) -> int:
     return previous[-1]
 
 
+def words_pair(a: str, b: str) -> bool:
+    """Two folded words are one word spelled two ways: equal, or starting with the same letter,
+    four letters or longer, at ``WORD_SIMILARITY`` (*Korei*/*Korea*, *Rusia*/*Russia*; not
+    *Asia*/*Rusia*, not *Ria*/*Rusia*)."""
+    if a == b:
+        return True
+    return (
+        a[:1] == b[:1]
+        and min(len(a), len(b)) >= MIN_PAIRED_WORD
+        and word_similarity(a, b) >= WORD_SIMILARITY
+    )
+
+
 def spelling_resemblance(candidate: str, seed: str) -> float:
-    """Share of words (of the longer name) that pair up at ``WORD_SIMILARITY`` or more."""
+    """Share of words (of the longer name) that pair up with a word of the other name."""
     left, right = candidate.split(), list(seed.split())
     paired = 0
     for word in left:
-        best = max(right, key=lambda other: word_similarity(word, other), default=None)
-        if best is not None and word_similarity(word, best) >= WORD_SIMILARITY:
+        match = next((other for other in right if words_pair(word, other)), None)
+        if match is not None:
             paired += 1
-            right.remove(best)
+            right.remove(match)
     return paired / max(len(left), len(seed.split()))
 
 
@@ -327,24 +349,39 @@ def align(
     vectors: NameVectors,
 ) -> dict[str, list[str]]:
     """Step 5: seed name -> the candidates that are its spellings (most articles first);
-    ``anchors`` (every name of the seed) are the company names are compared by."""
+    ``anchors`` (every name of the seed) are the company names are compared by.
+
+    An inflected form of a seed name (*North Korean*, *Putina*) joins it at once. Any other
+    candidate must also *stand in* for the group so far: a spelling replaces the name in
+    another language, so it shares few articles with the group's names (at most
+    ``MAX_SHARED`` of its own). A name written beside them is another name: *South Korea*
+    next to *North Korea*, *Gedung Putih* (the White House) next to *Putin*.
+    """
     groups: dict[str, list[str]] = defaultdict(list)
     index = postings(article_names)
+    members: dict[str, set[int]] = {seed: set(index.get(seed, ())) for seed in seeds}
     for candidate, _count in found.most_common():
         if candidate in anchors:
+            continue
+        own = set(index.get(candidate, ()))
+        inflected = [seed for seed in seeds if _merge(seed, candidate) is not None]
+        if len(inflected) == 1:
+            groups[inflected[0]].append(candidate)
+            members[inflected[0]] |= own
             continue
         fits = {
             seed: context_similarity(candidate, seed, article_names, anchors, index)
             for seed in seeds
             if resembles(candidate, seed, vectors)
+            and len(own & members[seed]) <= MAX_SHARED * len(own)
         }
         fits = {seed: c for seed, c in fits.items() if c >= MIN_CONTEXT}
-        if not fits:
-            continue
         ranked = sorted(fits.values(), reverse=True)
-        if len(ranked) > 1 and ranked[0] - ranked[1] < 1e-9:
-            continue  # fits two seed names equally: ambiguous
-        groups[max(fits, key=lambda s: fits[s])].append(candidate)
+        if not ranked or (len(ranked) > 1 and ranked[0] - ranked[1] < 1e-9):
+            continue  # no fit, or fits two seed names equally: ambiguous
+        best = max(fits, key=lambda s: fits[s])
+        groups[best].append(candidate)
+        members[best] |= own
     return groups
 
 

@@ -126,6 +126,9 @@ def test_names_are_capitalised_runs_and_acronyms_but_not_sentence_openers() -> N
     )
     case.add(text)
     assert suggest.names_in(text, case) == ["DPRK", "Kim Jong Un", "Korea Utara", "Korea Utara"]
+    odd = "Stray marks - ' ’ -- and Seoul's mayor, Kim Jong-un's envoy - in Seoul."
+    case.add(odd)
+    assert suggest.names_in(odd, case) == ["Seoul", "Kim Jong-un", "Seoul"]
 
 
 def test_look_alike_names_join_the_seed_name_they_keep_company_with() -> None:
@@ -149,3 +152,30 @@ def test_inflected_forms_pool_into_one_prefix_alias() -> None:
         "kore* polnocn*": ["korea polnocna", "korei polnocnej"],
         "rusia": ["rusia"],
     }
+
+
+def test_a_name_written_beside_the_seed_name_is_not_its_spelling() -> None:
+    # "Gedung Putih" (the White House) resembles "Putin" and keeps its company, but is written
+    # in the same articles as Putin: a spelling replaces a name, it does not stand beside it
+    seed_title = "Putin and Kim Jong Un meet"
+    seed = "Putin met Kim Jong Un in Pyongyang. Putin praised Kim Jong Un."
+    texts = [
+        "Putin bertemu Kim Jong Un\nGedung Putih mengecam pertemuan Putin dan Kim Jong Un.",
+        "Gedung Putih menanggapi Putin\nPutin dan Kim Jong Un bicara; kata Gedung Putih.",
+        "Poutine rencontre Kim Jong Un\nPoutine et Kim Jong Un signent un accord.",
+        "Poutine parle\nKim Jong Un remercie Poutine pour son soutien.",
+    ]
+    groups, _ = suggest.suggest_groups(
+        suggest.Corpus(seed, seed_title, texts, [True] * len(texts)), random_names
+    )
+    putin = next(g for g in groups if g.name == "Putin")
+    assert putin.aliases == ("putin", "poutine")
+
+
+def test_words_pair_only_when_they_start_alike_and_are_long_enough() -> None:
+    assert suggest.words_pair("korei", "korea")
+    assert suggest.words_pair("rusia", "russia")
+    assert suggest.words_pair("pjongjang", "pyongyang")
+    assert not suggest.words_pair("asia", "rusia")  # a different first letter
+    assert not suggest.words_pair("ria", "rusia")  # too short to tell
+    assert not suggest.words_pair("antara", "utara")
