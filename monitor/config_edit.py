@@ -174,6 +174,10 @@ def add_topic_table(config_path: Path, values: Mapping[str, Any], comment: str =
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_path}: cannot read: {exc}") from None
     new_text = insert_topic(original, topic_table(values, comment))
-    config = validate(new_text, config_path)
+    try:
+        config = validate(new_text, config_path)
+    except ConfigError as exc:
+        # the line named is in the text that was not written
+        raise ConfigError(f"not added, the new table would be invalid: {exc}") from None
     write_atomically(config_path, new_text)
     return config

@@ -223,6 +223,7 @@ def test_an_invalid_result_removes_the_saved_seed_and_keeps_the_config(
         cwd=folder,
     )
     assert result.returncode == 2
+    assert "not added, the new table would be invalid: " in result.stderr
     assert "topics[1].threshold" in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert (folder / "config.toml").read_text(encoding="utf-8") == CONFIG
