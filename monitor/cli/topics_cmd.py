@@ -196,7 +196,7 @@ def add(
         None, "--threshold", help="Score at or above which an article matches (default 0.5)."
     ),
     channel: list[str] = typer.Option(
-        [], "--channel", help="Alert channel under [alerts] (repeatable; default console)."
+        [], "--channel", help="Alert channel defined in config.toml (repeatable; default console)."
     ),
     since: str = typer.Option("7d", "--since", help="Window of the preview printed afterwards."),
     no_preview: bool = typer.Option(False, "--no-preview", help="Do not print the preview."),
@@ -204,9 +204,9 @@ def add(
     """Add a topic to config.toml from a seed article, then preview it on stored articles.
 
     The page is fetched with the polling limits (size cap, timeouts, redirects); its article
-    body (no navigation, comments or cookie banners) is saved as seeds/NAME.txt, and a
-    [[topics]] table is added to config.toml keeping its comments and layout. A bad URL, a page
-    with no article text or an existing name changes nothing.
+    body (no navigation, comments or cookie banners) is saved as seeds/NAME.txt, and a topics
+    table is added to config.toml keeping its comments and layout. A bad URL, a page with no
+    article text or an existing name changes nothing.
 
     Example: monitor topics add harbour-ferry --seed-url https://example.org/news/ferry-returns
     """
@@ -284,8 +284,9 @@ def suggest(
     articles, as TOML to review and paste; config.toml is never changed.
 
     Names are capitalised words and acronyms of the seed; a spelling in another language is
-    a name of similar stored articles that resembles a seed name (spelling or model vector)
-    and appears with the same other names. See the README, "Suggested aliases".
+    a name of similar stored articles that resembles a seed name (spelling or model vector),
+    appears with the same other names, and not beside the seed name itself. See the README,
+    "Suggested aliases".
 
     Example: monitor topics suggest nk-russia-alliance --since 30d
     """
