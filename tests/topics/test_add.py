@@ -319,3 +319,18 @@ def test_control_characters_never_reach_the_seed_or_the_terminal(
     assert "\x07" not in seed
     assert "\x1b" not in result.stdout
     assert ARTICLE_SENTENCES[1] in seed
+
+
+def test_the_polling_size_cap_holds_for_seed_pages(tmp_path: Path, site: LocalServer) -> None:
+    config = CONFIG.replace(
+        "[alerts.console]", "[polling]\nmax_body_bytes = 1024\n\n[alerts.console]"
+    )
+    (tmp_path / "config.toml").write_text(config, encoding="utf-8")
+    result = monitor(
+        "topics", "add", "harbour", "--seed-url", site.url("/news/ferry"), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot fetch ")
+    assert "over the limit of 1024 bytes" in result.stderr
+    assert (tmp_path / "config.toml").read_text(encoding="utf-8") == config
+    assert not (tmp_path / "seeds").exists()
