@@ -11,7 +11,7 @@ stored articles, by five steps that each have a reason a user can check.
    *Meanwhile* or *Sementara* are lower case mid-sentence and drop out, *Pyongyang* does not.
    NOT BUILT: scripts without letter case (Korean, Chinese, Japanese) give no names.
 2. **Seed names.** Names seen at least twice in the seed (or once in its headline), most
-   frequent first: what the story is about.
+   frequent first, names no stored article uses last: what the story is about.
 3. **Similar articles.** Stored articles of the window that the topic would match on meaning
    alone (semantic score at or above ``--min-similarity``, by default the topic's threshold),
    or that name at least two seed names as the seed writes them: person and place names
@@ -40,7 +40,7 @@ stored articles, by five steps that each have a reason a user can check.
 
 Spellings of one group that differ only in their word endings become one prefix alias
 (*Korea Północna*, *Korei Północnej* -> ``kore* północn*``), the form ``require`` matches
-inflected words with.
+inflected words with, and an alias another alias of the group already finds is dropped.
 """
 
 from __future__ import annotations
@@ -518,10 +518,24 @@ def suggest_groups(
         spellings = tuple(Spelling(_spelling(names, c), found[c]) for c in found_for)
         aliases = [alias for k in [seed, *found_for] for alias in names.alias_forms(k)]
         articles = sum(1 for ks in names.per_article if seed in ks)
-        groups.append(
-            Group(names.shown(seed), count, articles, spellings, tuple(prefix_aliases(aliases)))
-        )
+        merged = without_redundant(prefix_aliases(aliases))
+        groups.append(Group(names.shown(seed), count, articles, spellings, tuple(merged)))
+    # names the stored articles never use make poor groups: they come last
+    groups.sort(key=lambda g: (g.articles > 0, g.seed_count), reverse=True)
     return groups, sum(similar)
+
+
+def without_redundant(aliases: Sequence[str]) -> list[str]:
+    """Aliases another alias of the group already finds are dropped: ``putin*`` finds every
+    text ``władimir* putin*`` finds, ``russia*`` every text ``russia`` finds. The broadest
+    (fewest words, most prefixes) are looked at first; the order of the rest is kept."""
+    kept: list[str] = []
+    for alias in sorted(aliases, key=lambda a: (len(a.split()), -a.count("*"))):
+        text = normalize(alias.replace("*", ""))
+        patterns = (match.alias_pattern(other) for other in kept)
+        if not any(pattern is not None and pattern.search(text) for pattern in patterns):
+            kept.append(alias)
+    return [alias for alias in aliases if alias in kept]
 
 
 def _spelling(names: _Names, key: str) -> str:

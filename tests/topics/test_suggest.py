@@ -179,3 +179,12 @@ def test_words_pair_only_when_they_start_alike_and_are_long_enough() -> None:
     assert not suggest.words_pair("asia", "rusia")  # a different first letter
     assert not suggest.words_pair("ria", "rusia")  # too short to tell
     assert not suggest.words_pair("antara", "utara")
+
+
+def test_aliases_another_alias_already_finds_are_dropped() -> None:
+    assert suggest.without_redundant(["putin*", "władimir* putin*"]) == ["putin*"]
+    assert suggest.without_redundant(["russia", "rusia", "russia*"]) == ["rusia", "russia*"]
+    assert suggest.without_redundant(["north korea*", "korea utara"]) == [
+        "north korea*",
+        "korea utara",
+    ]
