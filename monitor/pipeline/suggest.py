@@ -200,8 +200,8 @@ NameEncoder = Callable[[list[str]], NameVectors]
 
 def canonical(keys: Iterable[str], anchors: Iterable[str]) -> dict[str, str]:
     """Each name key -> the anchor it is a longer form of (*Presiden Vladimir Putin* ->
-    *Putin*: news names a person in full, then by surname), or itself. A key that ends with two
-    anchors (*South Korea* with *Korea* and ... ) keeps its own form."""
+    *Putin*: news names a person in full, then by surname), or itself. A key that is a longer
+    form of two anchors (*Kim Jong Un* of *Un* and *Jong Un*) keeps its own form."""
     anchor_set = set(anchors)
     mapping = {}
     for key in keys:
