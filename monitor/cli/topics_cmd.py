@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import typer
@@ -17,6 +18,9 @@ from monitor.errors import MonitorError
 from monitor.pipeline import matching as stage
 from monitor.store import db
 from monitor.store import matching as store
+
+if TYPE_CHECKING:
+    from monitor.pipeline.suggest import Group, Suggestion
 
 topics_app = common.sub_app("Inspect and try out topics.")
 
@@ -196,6 +200,179 @@ def histogram_lines(scores: np.ndarray, threshold: float, width: int = 40) -> li
         mark = "  <- threshold" if low <= threshold < high else ""
         lines.append(f"[{low:+.1f}, {high:+.1f})  {int(count):6d}  {bar}{mark}")
     return lines
+
+
+@topics_app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Short unique name of the new topic."),
+    seed_url: str = typer.Option(
+        "", "--seed-url", help="Web page of the seed article: its body is saved under seeds/."
+    ),
+    seed_file: Path | None = typer.Option(
+        None, "--seed-file", help="Seed article as a text or HTML file (copied under seeds/)."
+    ),
+    description: list[str] = typer.Option(
+        [], "--description", "-d", help="What the topic is about, any language (repeatable)."
+    ),
+    require: list[str] = typer.Option(
+        [],
+        "--require",
+        help='One alias group, aliases separated by commas: "north korea*,pyongyang" '
+        "(repeatable; every group must match).",
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Score at or above which an article matches (default 0.5)."
+    ),
+    channel: list[str] = typer.Option(
+        [], "--channel", help="Alert channel defined in config.toml (repeatable; default console)."
+    ),
+    since: str = typer.Option("7d", "--since", help="Window of the preview printed afterwards."),
+    no_preview: bool = typer.Option(False, "--no-preview", help="Do not print the preview."),
+) -> None:
+    """Add a topic to config.toml from a seed article, then preview it on stored articles.
+
+    The page is fetched with the polling limits (size cap, timeouts, redirects); its article
+    body (no navigation, comments or cookie banners) is saved as seeds/NAME.txt, and a topics
+    table is added to config.toml keeping its comments and layout. A bad URL, a page with no
+    article text or an existing name changes nothing.
+
+    Example: monitor topics add harbour-ferry --seed-url https://example.org/news/ferry-returns
+    """
+    from monitor.pipeline.seeding import NewTopic, add_topic
+
+    request = NewTopic(
+        name=name,
+        seed_url=seed_url,
+        seed_file=seed_file,
+        descriptions=tuple(description),
+        require=tuple(_alias_group(text) for text in require),
+        threshold=threshold,
+        channels=tuple(channel),
+    )
+    added = add_topic(common.config(), request)
+    typer.echo(f"added topic {added.name} to {added.config.path}")
+    if added.article is not None:
+        article = added.article
+        chars = sum(len(p) for p in article.paragraphs)
+        typer.echo(
+            f"  seed {added.seed}: {_clip(article.title or article.paragraphs[0], 80)} "
+            f"({len(article.paragraphs)} paragraphs, {chars} characters)"
+        )
+    if not no_preview:
+        preview_topics(since, 5, only={added.name})
+
+
+def _alias_group(text: str) -> tuple[str, ...]:
+    aliases = tuple(a.strip() for a in text.split(",") if a.strip())
+    if not aliases:
+        raise MonitorError(f'--require "{text}": give aliases separated by commas')
+    return aliases
+
+
+def preview_topics(since: str, sample: int, only: set[str] | None = None) -> None:
+    """`topics preview` for the topics named in ``only`` (every topic when None)."""
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise MonitorError(f"--since: {exc}") from None
+    start = datetime.now(UTC) - timedelta(seconds=window)
+    with common.runtime() as rt, db.session_scope(rt.sessions) as session:
+        articles = store.articles_since(session, start, PREVIEW_LIMIT)
+        if not articles:
+            typer.echo(f"no stored articles published in the last {since} to preview it on")
+            return
+        embedder = stage.get_embedder(rt)
+        models = [m for _, m in stage.topic_models(rt, session) if only is None or m.name in only]
+        vectors, _ = stage.ensure_vectors(
+            session, embedder, articles, rt.config.model.max_seq_length
+        )
+        matrix = np.vstack([vectors[a.id] for a in articles])
+        texts = [stage.full_text(a) for a in articles]
+        typer.echo(f"{len(articles)} stored articles published in the last {since}")
+        for model in models:
+            _preview_topic(model, articles, texts, matrix, sample)
+
+
+@topics_app.command("suggest")
+def suggest(
+    name: str = typer.Argument(..., help="A topic of config.toml."),
+    since: str = typer.Option("30d", "--since", help="Stored articles looked at, e.g. 30d."),
+    groups: int = typer.Option(2, "--groups", min=1, help="Groups proposed; the rest commented."),
+    min_similarity: float | None = typer.Option(
+        None,
+        "--min-similarity",
+        help="Semantic score at which a stored article counts as like the seed "
+        "(default: the topic's threshold).",
+    ),
+    min_articles: int = typer.Option(
+        2, "--min-articles", min=1, help="Similar articles a spelling must appear in."
+    ),
+) -> None:
+    """Propose `require` alias groups from the seed's names and their spellings in stored
+    articles, as TOML to review and paste; config.toml is never changed.
+
+    Names are capitalised words and acronyms of the seed; a spelling in another language is
+    a name of similar stored articles that resembles a seed name (spelling or model vector),
+    appears with the same other names, and not beside the seed name itself. See the README,
+    "Suggested aliases".
+
+    Example: monitor topics suggest nk-russia-alliance --since 30d
+    """
+    from monitor.pipeline.suggest import suggest_for_topic
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise MonitorError(f"--since: {exc}") from None
+    start = datetime.now(UTC) - timedelta(seconds=window)
+    with common.runtime() as rt:
+        found = suggest_for_topic(
+            rt, name, since=start, min_similarity=min_similarity, min_articles=min_articles
+        )
+    for line in suggestion_toml(found, since, groups):
+        typer.echo(line)
+
+
+def suggestion_toml(found: Suggestion, since: str, shown: int) -> list[str]:
+    """The suggestion as TOML lines: comments say where each group comes from."""
+    lines = [
+        f"# `require` groups suggested for topic {_toml_comment(found.topic)} by "
+        "`monitor topics suggest` (never applied by itself).",
+        f"# From the seed's names and their spellings in {found.similar} of {found.window} "
+        f"stored articles of the last {since} that are like the seed.",
+        "# Every group must match: keep the groups the story cannot do without, join groups "
+        "that name one side of it,",
+        "# delete what is wrong, paste into the topic's table, and check with `monitor eval` "
+        "or `monitor topics preview`.",
+    ]
+    if not found.groups:
+        return [*lines, "# no names found in the seed (capitalised words or acronyms)"]
+    lines.append("require = [")
+    for group in found.groups[:shown]:
+        lines += [f"  # {_group_note(group)}", f"  {_toml_list(group.aliases)},"]
+    lines.append("]")
+    if found.groups[shown:]:
+        lines.append("# more names of the seed (move a line into require to use it):")
+        lines += [f"#   {_toml_list(g.aliases)},  # {_group_note(g)}" for g in found.groups[shown:]]
+    return lines
+
+
+def _group_note(group: Group) -> str:
+    note = f"{group.name}: {group.seed_count}x in the seed, in {group.articles} stored articles"
+    if group.spellings:
+        spelled = ", ".join(f"{s.text} ({s.articles})" for s in group.spellings)
+        note += f"; spellings: {spelled}"
+    return _toml_comment(note)
+
+
+def _toml_list(values: tuple[str, ...]) -> str:
+    """A TOML array of strings (JSON string escapes are valid TOML basic strings)."""
+    return "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
+
+
+def _toml_comment(text: str) -> str:
+    """Feed text inside a comment: one line, no control characters."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def register(app: typer.Typer) -> None:

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from monitor.domain import FeedRef, FetchResult
 from monitor.errors import ParseError
-from monitor.feeds.extract import body_lead, extract_article
+from monitor.feeds.extract import body_lead, extract_body
 from monitor.feeds.fetch import Fetcher, user_agent
 from monitor.feeds.parse import ParserPool
 from monitor.feeds.robots import RobotsCache
@@ -141,7 +141,7 @@ class _Pages:
             return self._skip(job, "not_html", f"not an HTML page ({content_type})")
         html = (result.body or b"").decode(_charset(result.content_type), "replace")
         try:
-            body = await self.pool.call(extract_article, html, result.final_url or job.url)
+            body = await self.pool.call(extract_body, html, result.final_url or job.url)
         except ParseError as exc:
             return self._retry(job, f"extraction failed: {exc}", None)
         if not body:  # kept for a retry: some sites fill the page after the feed item

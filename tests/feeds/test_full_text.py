@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from monitor.config import Config, DatabaseConfig, FeedConfig, PollingConfig
 from monitor.embed import article_text, from_bytes
-from monitor.feeds.extract import body_lead, extract_article, is_thin
+from monitor.feeds.extract import body_lead, extract_body, is_thin
 from monitor.feeds.parse import ParserPool
 from monitor.pipeline.fulltext import fetch_full_texts
 from monitor.pipeline.matching import get_embedder, match_new
@@ -276,7 +276,7 @@ def test_the_lead_rule() -> None:
         "First paragraph says a lot. It goes on. Second paragraph."
     )
     assert body_lead("Headline", two + two, body) == ""  # the summary is enough
-    assert extract_article("<html><body><nav>Home</nav></body></html>", "http://x.test/") is None
+    assert extract_body("<html><body><nav>Home</nav></body></html>", "http://x.test/") is None
 
 
 def test_a_link_that_is_no_http_url_is_skipped_not_fetched(

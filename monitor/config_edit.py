@@ -1,0 +1,183 @@
+"""Writes to ``config.toml``: a new ``[[topics]]`` table, with the rest of the file untouched.
+
+``config.toml`` is the user's file: its comments, its order and its blank lines are theirs. So a
+command that adds to it (``monitor topics add``) must leave every other byte as it was:
+
+* tomlkit (the only module that imports it) parses the file with its layout and decides where
+  the new table goes: after the last ``[[topics]]`` table, or at the end when there is none;
+* the new text is then the old text with one block inserted at that point, and nothing else:
+  the block is cut out of tomlkit's rendering and spliced into the original, with exactly one
+  blank line on each side; where tomlkit would move other lines, the block goes at the end of
+  the file instead (``[[topics]]`` elements may stand anywhere in TOML);
+* the new text must validate (:func:`monitor.config.parse_config`, the same checks as start-up,
+  seed files included) before anything is written;
+* the write is atomic: a temporary file in the same folder, flushed to disk, then renamed over
+  ``config.toml`` (keeping its permissions). A crash leaves the old file or the new one, never
+  half of one; a failed validation leaves the old file byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+from tomlkit.items import Table
+
+from monitor.config import Config, parse_config
+from monitor.errors import ConfigError
+
+# Keys written in this order, the order the shipped config uses.
+TOPIC_KEY_ORDER = (
+    "name",
+    "seed",
+    "descriptions",
+    "positive_examples",
+    "negative_examples",
+    "require",
+    "exclude",
+    "threshold",
+    "channels",
+)
+
+
+def topic_table(values: Mapping[str, Any], comment: str = "") -> Table:
+    """A ``[[topics]]`` element: keys in the usual order, long lists one item a line."""
+    table = tomlkit.table()
+    if comment:
+        table.add(tomlkit.comment(comment))
+    for key in sorted(values, key=_key_rank):
+        table.add(key, _value(values[key]))
+    return table
+
+
+def _key_rank(key: str) -> tuple[int, str]:
+    return (TOPIC_KEY_ORDER.index(key), key) if key in TOPIC_KEY_ORDER else (99, key)
+
+
+def _value(value: Any) -> Any:
+    """Lists of more than one text, or of lists, are written one item a line."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        array = tomlkit.array()
+        array.extend([_value(v) for v in value])
+        if len(value) > 1 and any(not isinstance(v, str) or len(v) > 30 for v in value):
+            array.multiline(True)
+        return array
+    return value
+
+
+def insert_topic(text: str, table: Table) -> str:
+    """``text`` with ``table`` inserted as a new ``[[topics]]`` element; nothing else changes.
+
+    The table goes right after the last ``[[topics]]`` table, where tomlkit puts it; when
+    tomlkit's rendering would move other lines (it regroups a table split around the topics,
+    such as ``[alerts.a]`` before them and ``[alerts.b]`` after), it goes at the end of the file
+    instead, which TOML reads the same. Raises :class:`ConfigError` when ``text`` is not TOML.
+    """
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.TOMLKitError as exc:
+        raise ConfigError(f"cannot edit the config: invalid TOML: {exc}") from None
+    topics = document.get("topics")
+    if topics is not None and not isinstance(topics, tomlkit.items.AoT):
+        raise ConfigError("cannot edit the config: `topics` is not a list of [[topics]] tables")
+    if topics is None:
+        return _append(text, table)
+    topics.append(table)
+    return _splice(text, tomlkit.dumps(document)) or _append(text, table)
+
+
+def _append(text: str, table: Table) -> str:
+    """``text`` and, after one blank line, ``table`` as a ``[[topics]]`` element."""
+    aot = tomlkit.aot()
+    aot.append(table)
+    block = tomlkit.dumps({"topics": aot}).strip("\n") + "\n"
+    if not text.strip():
+        return block
+    text = text if text.endswith("\n") else text + "\n"
+    return text + ("" if text.endswith("\n\n") else "\n") + block
+
+
+def _splice(original: str, rendered: str) -> str | None:
+    """Put the block tomlkit inserted into ``original`` back into ``original`` itself, with one
+    blank line on each side, so that every other character stays the original's; None when
+    the rendering is not ``original`` with one block inserted.
+
+    tomlkit renders ``original[:k] + block + original[k:]`` with ``k`` at a line start; ``k`` is
+    found as the latest line start, within the common prefix, whose rest of the original ends
+    the rendering.
+    """
+    start = _common_prefix(original, rendered)
+    start = original.rfind("\n", 0, start) + 1 if start < len(original) else start
+    while start > 0 and not rendered.endswith(original[start:]):
+        start = original.rfind("\n", 0, start - 1) + 1
+    before, after = original[:start], original[start:]
+    if not (rendered.endswith(after) and rendered.startswith(before)):
+        return None
+    if len(rendered) <= len(before) + len(after):
+        return None
+    block = rendered[len(before) : len(rendered) - len(after)].strip("\n")
+    if not block.startswith("[[topics]]"):
+        return None
+    if before and not before.endswith("\n"):
+        before += "\n"  # a file whose last line has no newline gets one
+    lead = "" if not before or before.endswith("\n\n") else "\n"
+    trail = "\n" if not after or after.startswith("\n") else "\n\n"
+    return before + lead + block + trail + after
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def validate(text: str, config_path: Path) -> Config:
+    """The config ``text`` would load as when written to ``config_path`` (or ConfigError)."""
+    return parse_config(text, config_path)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: temporary file, fsync, rename (same folder, same mode)."""
+    folder = path.resolve().parent
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def add_topic_table(config_path: Path, values: Mapping[str, Any], comment: str = "") -> Config:
+    """Insert a ``[[topics]]`` table into ``config_path`` when the result validates.
+
+    Returns the new config. On any error (unreadable file, invalid result) the file is left
+    exactly as it was and :class:`ConfigError` is raised naming the file, line and field.
+    """
+    try:
+        original = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc}") from None
+    new_text = insert_topic(original, topic_table(values, comment))
+    try:
+        config = validate(new_text, config_path)
+    except ConfigError as exc:
+        # the line named is in the text that was not written
+        raise ConfigError(f"not added, the new table would be invalid: {exc}") from None
+    write_atomically(config_path, new_text)
+    return config
