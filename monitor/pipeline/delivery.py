@@ -66,6 +66,7 @@ from monitor.pipeline.runtime import Runtime
 from monitor.store import db
 from monitor.store import outbox as store
 from monitor.store.models import Article, Delivery, Feed, Match, Topic
+from monitor.store.search import explanation_aliases
 
 log = logging.getLogger(__name__)
 
@@ -409,7 +410,7 @@ def _alert_for(
         article_id=article.id,
         story_id=match.story_id,
         lead=lead_of(article.summary or ""),
-        aliases=tuple(str(a) for a in explanation.get("aliases", None) or ()),
+        aliases=tuple(explanation_aliases(explanation)),
         semantic=match.semantic_score,
         passage_source=str(explanation.get("passage_source", "") or ""),
         judgements=judgements(config, match.id),

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.store.models import Article, Feed, Feedback, Match, Topic
+from monitor.store.search import explanation_aliases, explanation_passage
 
 FEED_ENTRIES = 50  # entries in a topic's Atom feed: a reader polls far more often than that
 
@@ -59,8 +60,8 @@ def _row(row: Any) -> dict[str, Any]:
         "source": row["feed_name"] or row["feed_title"] or row["feed_url"],
         "published": row["published_at"],
         "matched": row["created_at"],
-        "passage": str(explanation.get("passage", "") or ""),
-        "aliases": [str(a) for a in explanation.get("aliases", None) or ()],
+        "passage": explanation_passage(explanation),
+        "aliases": explanation_aliases(explanation),
         "feedback": row["relevant"],
     }
 
