@@ -51,12 +51,13 @@ from pydantic import BaseModel
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from monitor import __version__
+from monitor import __version__, signing
+from monitor.alert import atom
 from monitor.errors import ConfigError, ModelError, MonitorError, NotFoundError
 from monitor.logs import event
 from monitor.pipeline import querying
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, search
+from monitor.store import db, published, search
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +491,77 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
             raise HTTPException(404, f"no static file {name!r}")
         return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
+    link_key = signing.server_key(secret)
+
+    @app.get("/judge/{match_id}/{verdict}", response_class=HTMLResponse, include_in_schema=False)
+    def judge_confirm(
+        match_id: int, verdict: str, s: DbSession, expires: str = "", sig: str = ""
+    ) -> HTMLResponse:
+        # a signed alert link: GET only shows a confirmation (link previewers must not judge)
+        return _judge_page(env, s, link_key, match_id, verdict, expires, sig, record=False)
+
+    @app.post("/judge/{match_id}/{verdict}", response_class=HTMLResponse, include_in_schema=False)
+    async def judge_record(match_id: int, verdict: str, request: Request) -> HTMLResponse:
+        form = await _form(request)
+        query = request.query_params
+        expires = form.get("expires") or query.get("expires", "")
+        sig = form.get("sig") or query.get("sig", "")
+
+        def write() -> HTMLResponse:
+            with db.session_scope(runtime.sessions) as s:
+                return _judge_page(env, s, link_key, match_id, verdict, expires, sig, record=True)
+
+        return await run_in_threadpool(write)
+
+    @app.get("/topics/{name}/feed.xml", summary="Atom feed of a topic's alerted matches")
+    def topic_feed(name: str, request: Request, s: DbSession, token: str = "") -> Response:
+        # a feed reader cannot send the bearer token: the topic's own read token opens it
+        if secret and not (link_key and token and signing.feed_token_ok(link_key, name, token)):
+            authorize(request)
+        site = runtime.config.api.public_url or str(request.base_url).rstrip("/")
+        self_url = site + signing.feed_path(None, name)
+        items = published.alerted_matches(s, name)
+        body = atom.topic_feed(name, items, self_url=self_url, site_url=site + "/")
+        return Response(body, media_type=atom.CONTENT_TYPE)
+
     return app
+
+
+def _judge_page(
+    env: jinja2.Environment,
+    s: Any,
+    key: bytes | None,
+    match_id: int,
+    verdict: str,
+    expires: str,
+    sig: str,
+    *,
+    record: bool,
+) -> HTMLResponse:
+    """The page a signed judgement link opens: refused (403), a confirmation form, or, on
+    POST, the recorded judgement. The signature covers match id, verdict and expiry."""
+    template = env.get_template("judge.html.j2")
+    headers = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+    refusal = signing.judgement_refusal(key, match_id, verdict, expires, sig)
+    if refusal:
+        return HTMLResponse(template.render(error=refusal), 403, headers)
+    try:
+        brief = published.match_brief(s, match_id)
+    except NotFoundError as exc:
+        return HTMLResponse(template.render(error=str(exc)), 404, headers)
+    relevant = verdict == "relevant"
+    if record:
+        search.record_feedback(s, match_id, relevant)
+        event(log, logging.INFO, "feedback from alert link", match_id=match_id, verdict=verdict)
+    html = template.render(
+        error="",
+        m=brief,
+        done=record,
+        label="relevant" if relevant else "not relevant",
+        expires=expires,
+        sig=sig,
+    )
+    return HTMLResponse(html, 200, headers)
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -381,6 +381,26 @@ class ApiConfig(_Section):
         "the SQLite file, or .monitor-vectors/ in the config folder for PostgreSQL), a path, or "
         '"" to disable.',
     )
+    public_url: str = Field(
+        "",
+        description="The web app's address as readers reach it (https://monitor.example.org); "
+        "alerts then carry signed relevant / not relevant links to it. Needs api.token.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_http_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f'expected an http(s) URL, got "{value}"')
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _public_url_needs_token(self) -> ApiConfig:
+        if self.public_url and not self.token.get_secret_value():
+            raise ValueError(
+                "public_url needs api.token: alert links are signed with a key derived from it"
+            )
+        return self
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -69,10 +69,48 @@ def _clean(
         object.__setattr__(obj, name, multi_line(getattr(obj, name)))
 
 
+LEAD_CHARS = 300  # the start of the article's summary an alert shows
+
+
+def lead_of(summary: str, limit: int = LEAD_CHARS) -> str:
+    """The start of an article's summary on one line, cut at a word with an ellipsis."""
+    text = one_line(summary)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.") + "\u2026"
+
+
+def feedback_command(match_id: int, verdict: str) -> str:
+    """The CLI command that judges a match, shown when no web app link can be signed."""
+    return f"monitor feedback {match_id} {verdict}"
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """One "relevant" / "not relevant" action of an alert: a signed link to the web app, or,
+    without ``api.public_url``, the CLI command that does the same."""
+
+    verdict: str  # "relevant" | "irrelevant"
+    url: str = ""
+    command: str = ""
+
+    @property
+    def label(self) -> str:
+        return "Relevant" if self.verdict == "relevant" else "Not relevant"
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One matched article as a user sees it. Every text field is untrusted feed content,
-    cleaned on construction (see the module docstring)."""
+    """One matched article as a user sees it, with the handles to act on it: the match,
+    article and story ids, and the judgement actions. Every text field is untrusted feed
+    content, cleaned on construction (see the module docstring).
+
+    ``lead`` is the article's own text (the start of its summary); ``passage`` is the topic's
+    seed passage closest to it, which explains the match.
+    """
 
     topic: str
     title: str
@@ -83,12 +121,35 @@ class Alert:
     passage: str = ""
     also_reported_by: tuple[str, ...] = ()
     is_story_update: bool = False
+    match_id: int | None = None
+    article_id: int | None = None
+    story_id: int | None = None
+    lead: str = ""
+    aliases: tuple[str, ...] = ()
+    semantic: float | None = None
+    passage_source: str = ""
+    judgements: tuple[Judgement, ...] = ()
 
     def __post_init__(self) -> None:
-        _clean(self, ("topic", "title", "source"), ("passage",))
+        _clean(self, ("topic", "title", "source", "lead", "passage_source"), ("passage",))
         object.__setattr__(self, "link", http_link(self.link))
         others = tuple(name for name in map(one_line, self.also_reported_by) if name)
         object.__setattr__(self, "also_reported_by", others)
+        object.__setattr__(self, "aliases", tuple(a for a in map(one_line, self.aliases) if a))
+        cleaned = tuple(
+            Judgement(j.verdict, http_link(j.url), one_line(j.command)) for j in self.judgements
+        )
+        object.__setattr__(self, "judgements", cleaned)
+
+    @property
+    def handles(self) -> str:
+        """``match 42 · story 7 · article 123``: what a reader quotes to find this alert."""
+        parts = [("match", self.match_id), ("story", self.story_id), ("article", self.article_id)]
+        return " \u00b7 ".join(f"{name} {value}" for name, value in parts if value is not None)
+
+    @property
+    def judged_by_link(self) -> bool:
+        return any(j.url for j in self.judgements)
 
 
 @dataclass(frozen=True, slots=True)

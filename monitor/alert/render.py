@@ -32,8 +32,9 @@ SLACK_TITLE_CHARS = 300
 SLACK_LINK_CHARS = 2100  # longer links are not linked (parse keeps at most 2,048 characters)
 SLACK_FIELD_CHARS = 200  # source, topic
 SLACK_PASSAGE_CHARS = 600
+SLACK_LEAD_CHARS = 600  # the article's lead (already cut to 300 characters before escaping)
 SLACK_LIST_CHARS = 300  # "also reported by"
-SLACK_BLOCKS_PER_ALERT = 5  # divider, title, context, passage, also-reported-by
+SLACK_BLOCKS_PER_ALERT = 5  # divider, title, context, lead + passage, notes + actions
 # a digest's heading block, then alerts: (50 - 1) // 5 = 9 alerts per message
 SLACK_ALERTS_PER_MESSAGE = (SLACK_MAX_BLOCKS - 1) // SLACK_BLOCKS_PER_ALERT
 ELLIPSIS = "\u2026"
@@ -118,8 +119,16 @@ def _mrkdwn_context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
+def _judgement_text(alert: Alert) -> str:
+    """Signed links (``<url|Relevant>``), or the CLI commands in code spans."""
+    if alert.judged_by_link:
+        return " \u00b7 ".join(_slack_link(j.url, j.label) for j in alert.judgements)
+    return " \u00b7 ".join(f"{j.label}: `{slack_escape(j.command)}`" for j in alert.judgements)
+
+
 def _alert_blocks(alert: Alert) -> list[dict[str, Any]]:
-    """At most :data:`SLACK_BLOCKS_PER_ALERT` - 1 blocks (the divider is added by the caller)."""
+    """At most :data:`SLACK_BLOCKS_PER_ALERT` - 1 blocks (the divider is added by the caller):
+    title; facts and handles; lead and closest seed passage; aliases, other outlets, actions."""
     title = ("Update: " if alert.is_story_update else "") + alert.title
     context = [f"*Source:* {slack_fit(alert.source, SLACK_FIELD_CHARS)}"]
     if alert.published_at:
@@ -128,14 +137,30 @@ def _alert_blocks(alert: Alert) -> list[dict[str, Any]]:
         f"*Topic:* {slack_fit(alert.topic, SLACK_FIELD_CHARS)}",
         f"*Score:* {alert.score:.2f}",
     ]
+    if alert.handles:
+        context.append(alert.handles)
     blocks = [_mrkdwn_section(f"*{_slack_link(alert.link, title)}*")]
     blocks.append(_mrkdwn_context(" | ".join(context)))
+    body = []
+    if alert.lead:
+        body.append(slack_fit(alert.lead, SLACK_LEAD_CHARS))
     if alert.passage:
         quoted = slack_fit(" ".join(alert.passage.split()), SLACK_PASSAGE_CHARS)
-        blocks.append(_mrkdwn_section(f"> {quoted}"))
+        body.append(f"_Closest seed passage:_\n> {quoted}")
+    if body:
+        blocks.append(_mrkdwn_section("\n".join(body)))
+    notes = []
+    if alert.aliases:
+        notes.append(f"Aliases found: {slack_fit(', '.join(alert.aliases), SLACK_LIST_CHARS)}")
     if alert.also_reported_by:
         also = slack_fit(", ".join(alert.also_reported_by), SLACK_LIST_CHARS)
-        blocks.append(_mrkdwn_context(f"Also reported by: {also}"))
+        notes.append(f"Also reported by: {also}")
+    if alert.judgements:
+        notes.append(_judgement_text(alert))
+    if notes:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": n} for n in notes]}
+        )
     return blocks
 
 
@@ -178,28 +203,59 @@ def slack_payloads(message: Message) -> list[dict[str, Any]]:
     ]
 
 
+def _explanation_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "passage": alert.passage,
+        "passage_source": alert.passage_source,
+        "semantic": round(alert.semantic, 4) if alert.semantic is not None else None,
+        "aliases": list(alert.aliases),
+        "score": round(alert.score, 4),
+    }
+
+
+def _judgements_json(alert: Alert) -> dict[str, Any]:
+    return {
+        j.verdict: {"url": j.url or None, "command": j.command or None} for j in alert.judgements
+    }
+
+
 def _alert_json(alert: Alert) -> dict[str, Any]:
     return {
+        "match_id": alert.match_id,
+        "article_id": alert.article_id,
+        "story_id": alert.story_id,
         "topic": alert.topic,
         "title": alert.title,
         "link": alert.link,
         "source": alert.source,
         "score": round(alert.score, 4),
         "published_at": alert.published_at.isoformat() if alert.published_at else None,
+        "lead": alert.lead,
         "passage": alert.passage,
+        "explanation": _explanation_json(alert),
         "also_reported_by": list(alert.also_reported_by),
         "story_update": alert.is_story_update,
+        "feedback": _judgements_json(alert),
     }
 
 
 def webhook_payload(message: Message, key: str) -> dict[str, Any]:
-    """The JSON a generic webhook receives; ``id`` repeats the Idempotency-Key header."""
+    """The JSON a generic webhook receives (documented by ``docs/webhook.schema.json``);
+    ``id`` repeats the Idempotency-Key header. A single alert's handles are repeated at the
+    top level (``match_id``, ``article_id``, ``story_id``, ``score``, ``explanation``), null
+    for digests and notices, whose alerts each carry their own."""
+    single = message.alerts[0] if message.kind == "alert" and message.alerts else None
     return {
         "id": key,
         "kind": message.kind,
         "topic": message.topic,
         "subject": subject(message),
         "notice": message.notice,
+        "match_id": single.match_id if single else None,
+        "article_id": single.article_id if single else None,
+        "story_id": single.story_id if single else None,
+        "score": round(single.score, 4) if single else None,
+        "explanation": _explanation_json(single) if single else None,
         "alerts": [_alert_json(a) for a in message.alerts],
         "created_at": message.created_at.isoformat() if message.created_at else None,
     }

@@ -74,6 +74,7 @@ COMMAND_MODULES = (
     "query_cmd",
     "demo_cmd",
     "health_cmd",
+    "exchange_cmd",  # adds topics feed-url, feeds import|export
 )
 
 

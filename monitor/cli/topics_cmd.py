@@ -12,7 +12,7 @@ import typer
 
 from monitor import match
 from monitor.cli import common
-from monitor.config import format_duration
+from monitor.config import format_duration, parse_duration
 from monitor.embed import article_text
 from monitor.errors import MonitorError
 from monitor.pipeline import matching as stage
@@ -124,6 +124,11 @@ def preview(
 
     Example: monitor topics preview --topic nk-russia-alliance --since 7d
     """
+    preview_topics(since, sample, topic)
+
+
+def preview_topics(since: float, sample: int, topic: str | None = None) -> None:
+    """`topics preview` over the last ``since`` seconds, for one topic or (None) every one."""
     start = datetime.now(UTC) - timedelta(seconds=since)
     window = format_duration(since)
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
@@ -226,7 +231,13 @@ def add(
     channel: list[str] = typer.Option(
         [], "--channel", help="Alert channel defined in config.toml (repeatable; default console)."
     ),
-    since: str = typer.Option("7d", "--since", help="Window of the preview printed afterwards."),
+    since: float = typer.Option(
+        "7d",
+        "--since",
+        help="Window of the preview printed afterwards.",
+        parser=common.duration,
+        metavar="DURATION",
+    ),
     no_preview: bool = typer.Option(False, "--no-preview", help="Do not print the preview."),
 ) -> None:
     """Add a topic to config.toml from a seed article, then preview it on stored articles.
@@ -259,7 +270,7 @@ def add(
             f"({len(article.paragraphs)} paragraphs, {chars} characters)"
         )
     if not no_preview:
-        preview_topics(since, 5, only={added.name})
+        preview_topics(since, 5, added.name)
 
 
 def _alias_group(text: str) -> tuple[str, ...]:
@@ -267,30 +278,6 @@ def _alias_group(text: str) -> tuple[str, ...]:
     if not aliases:
         raise MonitorError(f'--require "{text}": give aliases separated by commas')
     return aliases
-
-
-def preview_topics(since: str, sample: int, only: set[str] | None = None) -> None:
-    """`topics preview` for the topics named in ``only`` (every topic when None)."""
-    try:
-        window = parse_duration(since)
-    except ValueError as exc:
-        raise MonitorError(f"--since: {exc}") from None
-    start = datetime.now(UTC) - timedelta(seconds=window)
-    with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        articles = store.articles_since(session, start, PREVIEW_LIMIT)
-        if not articles:
-            typer.echo(f"no stored articles published in the last {since} to preview it on")
-            return
-        embedder = stage.get_embedder(rt)
-        models = [m for _, m in stage.topic_models(rt, session) if only is None or m.name in only]
-        vectors, _ = stage.ensure_vectors(
-            session, embedder, articles, rt.config.model.max_seq_length
-        )
-        matrix = np.vstack([vectors[a.id] for a in articles])
-        texts = [stage.full_text(a) for a in articles]
-        typer.echo(f"{len(articles)} stored articles published in the last {since}")
-        for model in models:
-            _preview_topic(model, articles, texts, matrix, sample)
 
 
 @topics_app.command("suggest")

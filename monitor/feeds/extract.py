@@ -69,9 +69,7 @@ def is_html(body: bytes, content_type: str) -> bool:
     return bool(_HTML_START.match(body[:4096]))
 
 
-def extract_article(
-    body: bytes | str, url: str = "", content_type: str = ""
-) -> ExtractedArticle:
+def extract_article(body: bytes | str, url: str = "", content_type: str = "") -> ExtractedArticle:
     """The article in an HTML page; :class:`ParseError` when it holds no article text.
 
     The charset the server names in ``Content-Type`` wins (as in browsers); without one,

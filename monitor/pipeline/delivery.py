@@ -46,9 +46,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor import metrics
+from monitor import metrics, signing
 from monitor.alert import Channel, make_channel, render
-from monitor.alert.message import Alert, Message, Part, http_link
+from monitor.alert.message import (
+    Alert,
+    Judgement,
+    Message,
+    Part,
+    feedback_command,
+    http_link,
+    lead_of,
+)
 from monitor.alert.schedule import digest_slot, quiet_until
 from monitor.config import Config
 from monitor.errors import DeliveryError, MonitorError, NotFoundError, PermanentDeliveryError
@@ -59,6 +67,7 @@ from monitor.redact import redact_text
 from monitor.store import db
 from monitor.store import outbox as store
 from monitor.store.models import Article, Delivery, Feed, Match, Topic
+from monitor.store.search import explanation_aliases
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +334,7 @@ def build_message(session: Session, config: Config, row: Delivery) -> Message:
             a
             for m in members
             if m is not None
-            for a in [_alert_for(session, m.match_id, m.payload or {})]
+            for a in [_alert_for(session, config, m.match_id, m.payload or {})]
             if a
         )
         topic = payload.get("topic", "")
@@ -337,7 +346,7 @@ def build_message(session: Session, config: Config, row: Delivery) -> Message:
             created_at=row.created_at,
             part=_digest_part(payload),
         )
-    alert = _alert_for(session, row.match_id, payload)
+    alert = _alert_for(session, config, row.match_id, payload)
     if alert is None:
         raise PermanentDeliveryError(f"match {row.match_id} of this alert no longer exists")
     return Message(
@@ -362,7 +371,22 @@ def _recipients(config: Config, topic: str) -> tuple[str, ...]:
     return tuple(spec.recipients) if spec else ()
 
 
-def _alert_for(session: Session, match_id: int | None, payload: dict[str, object]) -> Alert | None:
+def judgements(config: Config, match_id: int) -> tuple[Judgement, ...]:
+    """The alert's relevant / not relevant actions: signed links to ``api.public_url``, or the
+    CLI commands when no public URL is set (the web app is not reachable from the reader)."""
+    key = signing.server_key(config.api.token.get_secret_value())
+    public = config.api.public_url
+    if public and key is not None:
+        return tuple(
+            Judgement(v, url=signing.judgement_url(public, key, match_id, v))
+            for v in signing.VERDICTS
+        )
+    return tuple(Judgement(v, command=feedback_command(match_id, v)) for v in signing.VERDICTS)
+
+
+def _alert_for(
+    session: Session, config: Config, match_id: int | None, payload: dict[str, object]
+) -> Alert | None:
     match = session.get(Match, match_id) if match_id is not None else None
     if match is None:
         return None
@@ -386,6 +410,14 @@ def _alert_for(session: Session, match_id: int | None, payload: dict[str, object
         passage=str(explanation.get("passage", "") or ""),
         also_reported_by=tuple(also),
         is_story_update=bool(payload.get("story_update")),
+        match_id=match.id,
+        article_id=article.id,
+        story_id=match.story_id,
+        lead=lead_of(article.summary or ""),
+        aliases=tuple(explanation_aliases(explanation)),
+        semantic=match.semantic_score,
+        passage_source=str(explanation.get("passage_source", "") or ""),
+        judgements=judgements(config, match.id),
     )
 
 

@@ -108,6 +108,8 @@ class Env:
         vector: list[float] | None = None,
         passage: str = "the passage that matched",
         score: float = 0.8,
+        summary: str = "summary",
+        aliases: tuple[str, ...] = (),
     ) -> int:
         """Insert an article + match and call enqueue_alerts in one transaction (as matching)."""
         self.counter += 1
@@ -121,7 +123,7 @@ class Env:
                 link=link,
                 canonical_link=link if canonical is None else canonical,
                 title=title,
-                summary="summary",
+                summary=summary,
                 published_at=self.clock(),
             )
             session.add(article)
@@ -138,7 +140,7 @@ class Env:
                 topic_id=topic_id,
                 score=score,
                 semantic_score=score,
-                explanation={"passage": passage},
+                explanation={"passage": passage, "aliases": list(aliases)},
                 published_at=self.clock(),
             )
             session.add(match)

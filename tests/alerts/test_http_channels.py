@@ -171,7 +171,9 @@ def test_slack_block_kit_and_permanent_400_fails_loudly(
     assert "*Topic:* t1" in context
     assert "*Score:* 0.80" in context
     assert "*Published:*" in context
-    assert payload["blocks"][2]["text"]["text"] == "> the passage that matched"
+    assert payload["blocks"][2]["text"]["text"] == (
+        "summary\n_Closest seed passage:_\n> the passage that matched"
+    )
 
     receiver.route("/slack", Reply(status=400, body=b"invalid_blocks"))
     env.match("rejected")

@@ -120,4 +120,4 @@ def test_console_channel_prints_subject_and_text(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert out.startswith("=== [t1] Kim meets Putin\n")
     assert "https://x.example/a" in out
-    assert "Matched passage: the passage" in out
+    assert "Closest seed passage: the passage" in out

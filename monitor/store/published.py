@@ -1,0 +1,90 @@
+"""Read-side queries for what leaves the web app by link: the judgement page that an alert's
+signed link opens, and a topic's Atom feed. Plain dicts, like :mod:`monitor.store.search`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from monitor.errors import NotFoundError
+from monitor.store.models import Article, Feed, Feedback, Match, Topic
+from monitor.store.search import explanation_aliases, explanation_passage
+
+FEED_ENTRIES = 50  # entries in a topic's Atom feed: a reader polls far more often than that
+
+_COLUMNS = (
+    Match.id.label("match_id"),
+    Match.article_id,
+    Match.story_id,
+    Match.score,
+    Match.explanation,
+    Match.published_at,
+    Match.created_at,
+    Article.title,
+    Article.link,
+    Article.summary,
+    Topic.name.label("topic"),
+    Feed.name.label("feed_name"),
+    Feed.title.label("feed_title"),
+    Feed.url.label("feed_url"),
+    Feedback.relevant,
+)
+
+
+def _select() -> Any:
+    return (
+        select(*_COLUMNS)
+        .join(Article, Article.id == Match.article_id)
+        .join(Topic, Topic.id == Match.topic_id)
+        .join(Feed, Feed.id == Article.feed_id)
+        .outerjoin(
+            Feedback,
+            and_(Feedback.article_id == Match.article_id, Feedback.topic_id == Match.topic_id),
+        )
+    )
+
+
+def _row(row: Any) -> dict[str, Any]:
+    explanation = row["explanation"] if isinstance(row["explanation"], dict) else {}
+    return {
+        "match_id": row["match_id"],
+        "article_id": row["article_id"],
+        "story_id": row["story_id"],
+        "score": float(row["score"]),
+        "title": row["title"] or "",
+        "link": row["link"] or "",
+        "summary": row["summary"] or "",
+        "topic": row["topic"],
+        "source": row["feed_name"] or row["feed_title"] or row["feed_url"],
+        "published": row["published_at"],
+        "matched": row["created_at"],
+        "passage": explanation_passage(explanation),
+        "aliases": explanation_aliases(explanation),
+        "feedback": row["relevant"],
+    }
+
+
+def match_brief(session: Session, match_id: int) -> dict[str, Any]:
+    """One match with its article, topic, source and current judgement."""
+    row = session.execute(_select().where(Match.id == match_id)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no match with id {match_id}")
+    return _row(row)
+
+
+def alerted_matches(
+    session: Session, topic: str, limit: int = FEED_ENTRIES
+) -> list[dict[str, Any]]:
+    """A topic's alerted matches (the ones that reached a channel), newest first."""
+    topic_id = session.scalar(select(Topic.id).where(Topic.name == topic))
+    if topic_id is None:
+        raise NotFoundError(f'no topic named "{topic}"')
+    stmt = (
+        _select()
+        .where(Match.topic_id == topic_id, Match.alerted.is_(True))
+        .order_by(Match.published_at.desc(), Match.id.desc())
+        .limit(limit)
+    )
+    return [_row(r) for r in session.execute(stmt).mappings()]
