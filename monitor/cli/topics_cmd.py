@@ -12,7 +12,7 @@ import typer
 from monitor import match
 from monitor.cli import common
 from monitor.config import parse_duration
-from monitor.embed import article_text
+from monitor.embed import PASSAGE, article_text
 from monitor.errors import MonitorError
 from monitor.pipeline import matching as stage
 from monitor.store import db
@@ -65,7 +65,8 @@ def try_text(
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         embedder = stage.get_embedder(rt)
         models = stage.topic_models(rt, session)
-        vector = embedder.encode([article_text(title, body, rt.config.model.max_seq_length)])[0]
+        text_in = article_text(title, body, rt.config.model.max_seq_length)
+        vector = embedder.encode([text_in], kind=PASSAGE)[0]
         verdicts = [match.score_one(model, text, vector) for _, model in models]
     rows = [_verdict_row(v, m.threshold) for v, (_, m) in zip(verdicts, models, strict=True)]
     if fmt == "json":

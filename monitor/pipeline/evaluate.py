@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor import match
 from monitor.config import Config, TopicConfig
-from monitor.embed import Embedder, article_text
+from monitor.embed import PASSAGE, Embedder, article_text, exemplar_encoder
 from monitor.errors import ConfigError, MonitorError
 
 Progress = Callable[[int], None]
@@ -73,7 +73,10 @@ def build_topics(
     feedback = feedback or {}
     return [
         match.build_topic(
-            t, embedder.encode, base_dir=config.base_dir, feedback=feedback.get(t.name, ())
+            t,
+            exemplar_encoder(embedder),
+            base_dir=config.base_dir,
+            feedback=feedback.get(t.name, ()),
         )
         for t in specs
     ]
@@ -90,7 +93,7 @@ def embed_items(
     texts = [article_text(i.title, i.text, max_seq_length) for i in items]
     parts = []
     for start in range(0, len(texts), chunk):
-        parts.append(embedder.encode(texts[start : start + chunk]))
+        parts.append(embedder.encode(texts[start : start + chunk], kind=PASSAGE))
         if progress:
             progress(len(parts[-1]))
     return np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,15 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from monitor import match
-from monitor.embed import Embedder, article_text, from_bytes, load_embedder, to_bytes
+from monitor.embed import (
+    PASSAGE,
+    Embedder,
+    article_text,
+    exemplar_encoder,
+    from_bytes,
+    load_embedder,
+    to_bytes,
+)
 from monitor.errors import ModelError
 from monitor.logs import event
 from monitor.pipeline.outbox import enqueue_alerts
@@ -75,7 +84,8 @@ def ensure_vectors(
     vectors = {aid: from_bytes(data, embedder.dim) for aid, data in stored.items()}
     missing = [a for a in articles if a.id not in vectors]
     if missing:
-        new = embedder.encode([article_text(a.title, a.summary, max_seq_length) for a in missing])
+        texts = [article_text(a.title, a.summary, max_seq_length) for a in missing]
+        new = embedder.encode(texts, kind=PASSAGE)
         store.save_vectors(
             session,
             embedder.model_id,
@@ -84,6 +94,39 @@ def ensure_vectors(
         )
         vectors.update({a.id: v for a, v in zip(missing, new, strict=True)})
     return vectors, len(missing)
+
+
+def count_without_vector(runtime: Runtime) -> int:
+    """Stored articles with no vector by the configured model (after a switch of model)."""
+    model_id = get_embedder(runtime).model_id
+    with db.session_scope(runtime.sessions) as session:
+        return store.count_without_vector(session, model_id)
+
+
+def embed_stored(runtime: Runtime, progress: Callable[[int], None] | None = None) -> int:
+    """Embed every stored article that has no vector by the configured model; returns how many.
+
+    Without this, after a change of model, already-matched articles are embedded again only
+    when something needs them (feedback, story grouping), and search does not see them. One
+    transaction per batch: a stopped run keeps what it did and the next one resumes. Run it
+    with the daemon stopped on PostgreSQL (both could insert one article's vector at once).
+    """
+    embedder = get_embedder(runtime)
+    step = runtime.config.model.batch_size * LIVE_BATCH_MULTIPLIER
+    after, total = 0, 0
+    while not runtime.stop.is_set():
+        with db.session_scope(runtime.sessions) as session:
+            batch = store.articles_without_vector(session, embedder.model_id, after, step)
+            if not batch:
+                break
+            after = batch[-1].id
+            _, embedded = ensure_vectors(
+                session, embedder, batch, runtime.config.model.max_seq_length
+            )
+        total += embedded
+        if progress is not None:
+            progress(embedded)
+    return total
 
 
 def topic_models(runtime: Runtime, session: Session) -> list[tuple[Topic, match.TopicModel]]:
@@ -107,7 +150,10 @@ def topic_models(runtime: Runtime, session: Session) -> list[tuple[Topic, match.
             (
                 row,
                 match.build_topic(
-                    spec, embedder.encode, base_dir=runtime.config.base_dir, feedback=feedback
+                    spec,
+                    exemplar_encoder(embedder),
+                    base_dir=runtime.config.base_dir,
+                    feedback=feedback,
                 ),
             )
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, ModelConfig, load_config
+from monitor.config import PACKAGED_MODEL, Config, ModelConfig, load_config
 from monitor.embed import SentenceTransformerEmbedder, load_embedder
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "matching"
@@ -31,8 +31,9 @@ channels = ["console"]
 
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, once per test session."""
-    return load_embedder(ModelConfig.model_validate({}))
+    """The packaged all-MiniLM-L6-v2, once per test session: tests that need *a* real model
+    use this one, the fastest; tests of the multilingual model ask for it by name."""
+    return load_embedder(ModelConfig(name=PACKAGED_MODEL))
 
 
 @pytest.fixture
