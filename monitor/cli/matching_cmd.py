@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 
-from monitor import match
 from monitor.cli import common
 from monitor.embed import load_embedder
 from monitor.errors import MonitorError
@@ -60,10 +59,10 @@ def eval_(
     cfg = common.config()
     items = ev.read_labeled(data)
     embedder = load_embedder(cfg.model)
-    topics = ev.build_topics(cfg, embedder)
+    params = stage.scoring_params(cfg, use_require=not no_require)
+    topics = ev.build_topics(cfg, embedder, params=params)
     with typer.progressbar(length=len(items), label="embedding", file=_stderr()) as bar:
         vectors = ev.embed_items(embedder, items, cfg.model.max_seq_length, progress=bar.update)
-    params = match.ScoringParams(use_require=not no_require)
     report = ev.evaluate(topics, items, vectors, params).report()
     report["mode"] = "semantic-only" if no_require else "hybrid"
     if fmt == "json":

@@ -67,7 +67,8 @@ def try_text(
         models = stage.topic_models(rt, session)
         text_in = article_text(title, body, rt.config.model.max_seq_length)
         vector = embedder.encode([text_in], kind=PASSAGE)[0]
-        verdicts = [match.score_one(model, text, vector) for _, model in models]
+        params = stage.scoring_params(rt.config)
+        verdicts = [match.score_one(model, text, vector, params) for _, model in models]
     rows = [_verdict_row(v, m.threshold) for v, (_, m) in zip(verdicts, models, strict=True)]
     if fmt == "json":
         common.print_rows(rows, list(rows[0]) if rows else [], "json")
@@ -129,14 +130,20 @@ def preview(
         matrix = np.vstack([vectors[a.id] for a in articles])
         texts = [stage.full_text(a) for a in articles]
         typer.echo(f"{len(articles)} stored articles published in the last {since}")
+        params = stage.scoring_params(rt.config)
         for _, model in models:
-            _preview_topic(model, articles, texts, matrix, sample)
+            _preview_topic(model, articles, texts, matrix, sample, params)
 
 
 def _preview_topic(
-    model: match.TopicModel, articles: list[Any], texts: list[str], matrix: np.ndarray, sample: int
+    model: match.TopicModel,
+    articles: list[Any],
+    texts: list[str],
+    matrix: np.ndarray,
+    sample: int,
+    params: match.ScoringParams,
 ) -> None:
-    verdicts = match.score_many(model, texts, matrix)
+    verdicts = match.score_many(model, texts, matrix, params)
     hits = sorted(
         (i for i, v in enumerate(verdicts) if v.matched), key=lambda i: -verdicts[i].score
     )

@@ -65,6 +65,7 @@ def build_topics(
     embedder: Embedder,
     topics: Sequence[TopicConfig] | None = None,
     feedback: dict[str, list[match.FeedbackExample]] | None = None,
+    params: match.ScoringParams = match.DEFAULT_PARAMS,
 ) -> list[match.TopicModel]:
     """Topic models for the configured topics (optionally with feedback exemplars)."""
     specs = list(config.topics if topics is None else topics)
@@ -77,6 +78,7 @@ def build_topics(
             exemplar_encoder(embedder),
             base_dir=config.base_dir,
             feedback=feedback.get(t.name, ()),
+            params=params,
         )
         for t in specs
     ]

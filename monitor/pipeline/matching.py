@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from monitor import match
+from monitor.config import Config
 from monitor.embed import (
     PASSAGE,
     Embedder,
@@ -28,6 +29,7 @@ from monitor.embed import (
     from_bytes,
     load_embedder,
     to_bytes,
+    uses_e5_prefixes,
 )
 from monitor.errors import ModelError
 from monitor.logs import event
@@ -68,6 +70,11 @@ def get_embedder(runtime: Runtime) -> Embedder:
         embedder = load_embedder(runtime.config.model)
         runtime.resources[EMBEDDER_KEY] = embedder
     return embedder
+
+
+def scoring_params(config: Config, *, use_require: bool = True) -> match.ScoringParams:
+    """How topics are built and scored for the configured model (E5 or not)."""
+    return match.params_for(uses_e5_prefixes(config.model.name), use_require=use_require)
 
 
 def full_text(article: Article) -> str:
@@ -154,6 +161,7 @@ def topic_models(runtime: Runtime, session: Session) -> list[tuple[Topic, match.
                     exemplar_encoder(embedder),
                     base_dir=runtime.config.base_dir,
                     feedback=feedback,
+                    params=scoring_params(runtime.config),
                 ),
             )
         )
@@ -229,7 +237,7 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
         texts = [full_text(a) for a in articles]
         seen = store.existing_matches(session, [a.id for a in articles])
         for topic, model in models:
-            verdicts = match.score_many(model, texts, matrix)
+            verdicts = match.score_many(model, texts, matrix, scoring_params(runtime.config))
             for article, verdict in zip(articles, verdicts, strict=True):
                 if verdict.matched and (article.id, topic.id) not in seen:
                     _record(session, runtime, article, topic, verdict, vectors[article.id], report)
