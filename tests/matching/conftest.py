@@ -11,6 +11,7 @@ import pytest
 
 from monitor.config import PACKAGED_MODEL, Config, ModelConfig, load_config
 from monitor.embed import SentenceTransformerEmbedder, load_embedder
+from tests.support.models import pin_model
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "matching"
 SEED = FIXTURES / "alliance-seed.en.txt"
@@ -53,7 +54,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
         text = f'[database]\nurl = "{url}"\n\n[alerts.console]\ntype = "console"\n{extra}\n'
         text += topics if topics is not None else TOPIC.format(threshold=threshold)
         path = tmp_path / "config.toml"
-        path.write_text(text, encoding="utf-8")
+        path.write_text(pin_model(text), encoding="utf-8")
         return load_config(path)
 
     return make

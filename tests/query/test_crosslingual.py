@@ -49,9 +49,7 @@ QUERY_ID = "pasukan Korea Utara dikirim ke Rusia"
 @pytest.fixture
 def e5_runtime(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
     path = tmp_path / "config.toml"
-    path.write_text(
-        config_text(sqlite_url, f'\n[model]\nname = "{PACKAGED_E5_MODEL}"\n'), encoding="utf-8"
-    )
+    path.write_text(config_text(sqlite_url, model=PACKAGED_E5_MODEL), encoding="utf-8")
     runtime = open_runtime(load_config(path, environ={}))
     with db.session_scope(runtime.sessions) as session:
         feed = Feed(url="http://news.invalid/feed", name="news")
