@@ -107,3 +107,27 @@ def test_indonesian_query_finds_the_english_report_first(
     assert ARTICLES[1][1] not in shown
     assert ARTICLES[2][1] not in shown
     assert default_min_score(PACKAGED_E5_MODEL) > 0.5
+
+
+def test_api_search_takes_a_minimum_similarity(e5_runtime: Runtime) -> None:
+    from fastapi.testclient import TestClient
+
+    from monitor.api import create_app
+    from monitor.pipeline import matching as stage
+
+    stage.embed_stored(e5_runtime)
+    client = TestClient(create_app(e5_runtime, token=""))
+
+    def titles(**params: object) -> list[str]:
+        response = client.get("/api/articles/search", params={"q": QUERY_ID, **params})
+        assert response.status_code == 200, response.text
+        return [item["title"] for item in response.json()["items"]]
+
+    everything = titles(min_score=-1)
+    assert len(everything) == 4
+    assert everything[0] == ARTICLES[0][1]
+    default = titles()
+    assert default[0] == ARTICLES[0][1]
+    assert len(default) < 4
+    assert titles(min_score=0.999) == []
+    assert client.get("/api/articles/search", params={"q": "x", "min_score": 2}).status_code == 422
