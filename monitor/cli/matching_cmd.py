@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from monitor.cli import common
-from monitor.embed import load_embedder
+from monitor.embed import load_embedder, model_id_for
 from monitor.errors import MonitorError
 from monitor.pipeline import evaluate as ev
 from monitor.pipeline import matching as stage
@@ -86,7 +86,7 @@ def embed(
     """
     with common.runtime() as rt:
         pending = stage.count_without_vector(rt)
-        model_id = stage.get_embedder(rt).model_id
+        model_id = model_id_for(rt.config.model)
         if not embed_all or not pending:
             typer.echo(f"{pending} stored articles have no vector by {model_id}")
             return

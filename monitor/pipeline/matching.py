@@ -28,6 +28,7 @@ from monitor.embed import (
     exemplar_encoder,
     from_bytes,
     load_embedder,
+    model_id_for,
     to_bytes,
     uses_e5_prefixes,
 )
@@ -104,8 +105,9 @@ def ensure_vectors(
 
 
 def count_without_vector(runtime: Runtime) -> int:
-    """Stored articles with no vector by the configured model (after a switch of model)."""
-    model_id = get_embedder(runtime).model_id
+    """Stored articles with no vector by the configured model (after a switch of model); the
+    model id comes from config, so counting never loads the model."""
+    model_id = model_id_for(runtime.config.model)
     with db.session_scope(runtime.sessions) as session:
         return store.count_without_vector(session, model_id)
 
