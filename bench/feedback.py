@@ -26,6 +26,7 @@ from monitor import match
 from monitor.config import load_config
 from monitor.embed import load_embedder
 from monitor.pipeline import evaluate as ev
+from monitor.pipeline import matching as stage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,14 +86,14 @@ def main() -> int:
     rng.shuffle(order)
     pool, test = sorted(order[: len(order) // 2]), sorted(order[len(order) // 2 :])
     test_items = [items[i] for i in test]
-    base_topics = ev.build_topics(cfg, embedder)
+    base_topics = ev.build_topics(cfg, embedder, params=stage.scoring_params(cfg))
     print(
         f"{len(items)} items: {len(pool)} in the judging half, {len(test)} in the test half; "
         f"{args.judgements} judgements per topic"
     )
     for mode, params in (
-        ("hybrid", match.ScoringParams()),
-        ("semantic-only", match.ScoringParams(use_require=False)),
+        ("hybrid", stage.scoring_params(cfg)),
+        ("semantic-only", stage.scoring_params(cfg, use_require=False)),
     ):
         before = ev.evaluate(base_topics, test_items, vectors[test], params).report()
         feedback = {
@@ -103,7 +104,7 @@ def main() -> int:
             k: (sum(f.relevant for f in v), sum(not f.relevant for f in v))
             for k, v in feedback.items()
         }
-        after_topics = ev.build_topics(cfg, embedder, feedback=feedback)
+        after_topics = ev.build_topics(cfg, embedder, feedback=feedback, params=params)
         after = ev.evaluate(after_topics, test_items, vectors[test], params).report()
         print(f"\n{mode}: judged (relevant, irrelevant) per topic: {judged}")
         print(line("  before feedback", before))

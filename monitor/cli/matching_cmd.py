@@ -1,4 +1,5 @@
-"""`monitor feedback` (judge a match) and `monitor eval` (calibrate on labeled items)."""
+"""`monitor feedback` (judge a match), `monitor eval` (calibrate on labeled items) and
+`monitor embed` (embed stored articles again after a change of model)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any, Literal
 
 import typer
 
-from monitor import match
 from monitor.cli import common
-from monitor.embed import load_embedder
+from monitor.embed import load_embedder, model_id_for
 from monitor.pipeline import evaluate as ev
+from monitor.pipeline import matching as stage
 from monitor.store import db
 from monitor.store import matching as store
 from monitor.store.models import Topic
@@ -62,10 +63,10 @@ def eval_(
     cfg = common.config()
     items = ev.read_labeled(data)
     embedder = load_embedder(cfg.model)
-    topics = ev.build_topics(cfg, embedder)
+    params = stage.scoring_params(cfg, use_require=not no_require)
+    topics = ev.build_topics(cfg, embedder, params=params)
     with typer.progressbar(length=len(items), label="embedding", file=_stderr()) as bar:
         vectors = ev.embed_items(embedder, items, cfg.model.max_seq_length, progress=bar.update)
-    params = match.ScoringParams(use_require=not no_require)
     report = ev.evaluate(topics, items, vectors, params).report()
     report["mode"] = "semantic-only" if no_require else "hybrid"
     report["warnings"] = eval_warnings(report)
@@ -96,6 +97,30 @@ def eval_warnings(report: dict[str, Any]) -> list[str]:
             "irrelevant items: do not use it as a threshold"
         )
     return warnings
+
+
+def embed(
+    embed_all: bool = typer.Option(
+        False, "--all", help="Embed them now (with a progress bar) instead of only counting."
+    ),
+) -> None:
+    """Count, or with --all embed, stored articles that have no vector by the configured model.
+
+    After a change of [model] (name, max_seq_length, or an E5 model's prefix scheme) stored
+    vectors are stale: new articles get vectors as they are matched, and this command embeds
+    the older ones, so that search and story grouping see them. Stop the daemon first.
+
+    Example: monitor embed --all
+    """
+    with common.runtime() as rt:
+        pending = stage.count_without_vector(rt)
+        model_id = model_id_for(rt.config.model)
+        if not embed_all or not pending:
+            typer.echo(f"{pending} stored articles have no vector by {model_id}")
+            return
+        with typer.progressbar(length=pending, label="embedding", file=_stderr()) as bar:
+            done = stage.embed_stored(rt, progress=bar.update)
+    typer.echo(f"embedded {done} articles with {model_id}")
 
 
 def _stderr() -> Any:
@@ -129,3 +154,4 @@ def _print_block(title: str, figures: dict[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     app.command("feedback")(feedback)
     app.command("eval")(eval_)
+    app.command("embed")(embed)

@@ -10,6 +10,7 @@ import typer
 
 from monitor.cli import common
 from monitor.errors import ConfigError
+from monitor.pipeline.querying import MIN_SCORE_HELP, search_articles
 from monitor.store import db, search
 
 MATCH_COLUMNS = ["match_id", "article_id", "published", "topic", "score", "source", "title"]
@@ -103,19 +104,23 @@ def search_cmd(
     ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
     lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
+    min_score: float | None = typer.Option(None, "--min-score", help=MIN_SCORE_HELP),
     fmt: common.TableFormat = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
 ) -> None:
     """Semantic search over every stored article (not only matches), most similar first.
+
+    Only articles at least --min-score similar are listed; with a multilingual model the
+    query's language does not matter (an Indonesian query finds English reports).
 
     The first search builds a vector cache next to the database (see api.search_cache);
     later ones only read what changed.
 
     Example: monitor search "troops sent to Russia" --since 30d --limit 10
     """
-    from monitor.pipeline.querying import search_articles
-
     with common.runtime() as rt:
-        rows = search_articles(rt, text, limit=limit, since=since, lang=lang, one_shot=True)
+        rows = search_articles(
+            rt, text, limit=limit, since=since, lang=lang, min_score=min_score, one_shot=True
+        )
     common.print_rows(
         rows, SEARCH_COLUMNS if fmt == "table" else _all_keys(rows, SEARCH_COLUMNS), fmt
     )

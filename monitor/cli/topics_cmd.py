@@ -13,7 +13,7 @@ import typer
 from monitor import match
 from monitor.cli import common
 from monitor.config import format_duration, parse_duration
-from monitor.embed import article_text
+from monitor.embed import PASSAGE, article_text
 from monitor.errors import MonitorError
 from monitor.pipeline import matching as stage
 from monitor.store import db
@@ -70,8 +70,10 @@ def try_text(
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         embedder = stage.get_embedder(rt)
         models = stage.topic_models(rt, session)
-        vector = embedder.encode([article_text(title, body, rt.config.model.max_seq_length)])[0]
-        verdicts = [match.score_one(model, text, vector) for _, model in models]
+        text_in = article_text(title, body, rt.config.model.max_seq_length)
+        vector = embedder.encode([text_in], kind=PASSAGE)[0]
+        params = stage.scoring_params(rt.config)
+        verdicts = [match.score_one(model, text, vector, params) for _, model in models]
     rows = [_verdict_row(v, m.threshold) for v, (_, m) in zip(verdicts, models, strict=True)]
     if fmt == "json":
         common.print_rows(rows, list(rows[0]) if rows else [], "json")
@@ -144,8 +146,9 @@ def preview_topics(since: float, sample: int, topic: str | None = None) -> None:
         matrix = np.vstack([vectors[a.id] for a in articles])
         texts = [stage.full_text(a) for a in articles]
         typer.echo(f"{len(articles)} stored articles published in the last {window}")
+        params = stage.scoring_params(rt.config)
         for _, model in models:
-            _preview_topic(model, articles, texts, matrix, sample)
+            _preview_topic(model, articles, texts, matrix, sample, params)
 
 
 def _chosen(models: list[Any], topic: str | None) -> list[Any]:
@@ -160,9 +163,14 @@ def _chosen(models: list[Any], topic: str | None) -> list[Any]:
 
 
 def _preview_topic(
-    model: match.TopicModel, articles: list[Any], texts: list[str], matrix: np.ndarray, sample: int
+    model: match.TopicModel,
+    articles: list[Any],
+    texts: list[str],
+    matrix: np.ndarray,
+    sample: int,
+    params: match.ScoringParams,
 ) -> None:
-    verdicts = match.score_many(model, texts, matrix)
+    verdicts = match.score_many(model, texts, matrix, params)
     hits = sorted(
         (i for i, v in enumerate(verdicts) if v.matched), key=lambda i: -verdicts[i].score
     )

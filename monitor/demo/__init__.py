@@ -131,7 +131,7 @@ require = [
   ["north korea", "north korean", "pyongyang", "kim jong un", "dprk", "korea utara", "korut"],
   ["russia", "russian", "moscow", "putin", "kremlin", "rusia"],
 ]
-threshold = 0.35
+threshold = 0.97
 channels = ["console"]
 
 [[topics]]
@@ -146,7 +146,7 @@ require = [
   ["north korea", "north korean", "pyongyang", "kim jong un", "dprk", "korea utara"],
   ["russia", "russian", "moscow", "putin", "kremlin", "rusia"],
 ]
-threshold = 0.35
+threshold = 0.97
 channels = ["console"]
 """
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor import match
 from monitor.config import Config, TopicConfig
-from monitor.embed import Embedder, article_text
+from monitor.embed import PASSAGE, Embedder, article_text, exemplar_encoder
 from monitor.errors import ConfigError, MonitorError
 
 Progress = Callable[[int], None]
@@ -65,6 +65,7 @@ def build_topics(
     embedder: Embedder,
     topics: Sequence[TopicConfig] | None = None,
     feedback: dict[str, list[match.FeedbackExample]] | None = None,
+    params: match.ScoringParams = match.DEFAULT_PARAMS,
 ) -> list[match.TopicModel]:
     """Topic models for the configured topics (optionally with feedback exemplars)."""
     specs = list(config.topics if topics is None else topics)
@@ -73,7 +74,11 @@ def build_topics(
     feedback = feedback or {}
     return [
         match.build_topic(
-            t, embedder.encode, base_dir=config.base_dir, feedback=feedback.get(t.name, ())
+            t,
+            exemplar_encoder(embedder),
+            base_dir=config.base_dir,
+            feedback=feedback.get(t.name, ()),
+            params=params,
         )
         for t in specs
     ]
@@ -90,7 +95,7 @@ def embed_items(
     texts = [article_text(i.title, i.text, max_seq_length) for i in items]
     parts = []
     for start in range(0, len(texts), chunk):
-        parts.append(embedder.encode(texts[start : start + chunk]))
+        parts.append(embedder.encode(texts[start : start + chunk], kind=PASSAGE))
         if progress:
             progress(len(parts[-1]))
     return np.vstack(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)

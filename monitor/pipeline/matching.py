@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,8 +21,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from monitor import match
-from monitor.config import TopicConfig
-from monitor.embed import Embedder, article_text, from_bytes, load_embedder, to_bytes
+from monitor.config import Config, TopicConfig
+from monitor.embed import (
+    PASSAGE,
+    Embedder,
+    article_text,
+    exemplar_encoder,
+    from_bytes,
+    load_embedder,
+    model_id_for,
+    to_bytes,
+    uses_e5_prefixes,
+)
 from monitor.errors import ModelError
 from monitor.logs import event
 from monitor.pipeline.outbox import enqueue_alerts
@@ -64,6 +75,11 @@ def get_embedder(runtime: Runtime) -> Embedder:
     return embedder
 
 
+def scoring_params(config: Config, *, use_require: bool = True) -> match.ScoringParams:
+    """How topics are built and scored for the configured model (E5 or not)."""
+    return match.params_for(uses_e5_prefixes(config.model.name), use_require=use_require)
+
+
 def full_text(article: Article, lead: str = "") -> str:
     """The text aliases are searched in: title, the whole summary, and the body lead that is
     embedded in place of a thin summary (full-text feeds)."""
@@ -84,9 +100,10 @@ def ensure_vectors(
     missing = [a for a in articles if a.id not in vectors]
     if missing:
         leads = fulltext_store.leads(session, [a.id for a in missing])  # full-text feeds
-        new = embedder.encode(
-            [article_text(a.title, leads.get(a.id) or a.summary, max_seq_length) for a in missing]
-        )
+        texts = [
+            article_text(a.title, leads.get(a.id) or a.summary, max_seq_length) for a in missing
+        ]
+        new = embedder.encode(texts, kind=PASSAGE)
         store.save_vectors(
             session,
             embedder.model_id,
@@ -111,6 +128,40 @@ class TopicRef:
 
 
 ScoredTopic = tuple[TopicRef, match.TopicModel]
+
+
+def count_without_vector(runtime: Runtime) -> int:
+    """Stored articles with no vector by the configured model (after a switch of model); the
+    model id comes from config, so counting never loads the model."""
+    model_id = model_id_for(runtime.config.model)
+    with db.session_scope(runtime.sessions) as session:
+        return store.count_without_vector(session, model_id)
+
+
+def embed_stored(runtime: Runtime, progress: Callable[[int], None] | None = None) -> int:
+    """Embed every stored article that has no vector by the configured model; returns how many.
+
+    Without this, after a change of model, already-matched articles are embedded again only
+    when something needs them (feedback, story grouping), and search does not see them. One
+    transaction per batch: a stopped run keeps what it did and the next one resumes. Run it
+    with the daemon stopped on PostgreSQL (both could insert one article's vector at once).
+    """
+    embedder = get_embedder(runtime)
+    step = runtime.config.model.batch_size * LIVE_BATCH_MULTIPLIER
+    after, total = 0, 0
+    while not runtime.stop.is_set():
+        with db.session_scope(runtime.sessions) as session:
+            batch = store.articles_without_vector(session, embedder.model_id, after, step)
+            if not batch:
+                break
+            after = batch[-1].id
+            _, embedded = ensure_vectors(
+                session, embedder, batch, runtime.config.model.max_seq_length
+            )
+        total += embedded
+        if progress is not None:
+            progress(embedded)
+    return total
 
 
 def topic_models(runtime: Runtime, session: Session) -> list[ScoredTopic]:
@@ -147,7 +198,11 @@ def _build(
     """One topic's model: its config's exemplars plus the articles judged for it."""
     feedback = feedback_examples(session, embedder, topic_id, runtime.config.model.max_seq_length)
     return match.build_topic(
-        spec, embedder.encode, base_dir=runtime.config.base_dir, feedback=feedback
+        spec,
+        exemplar_encoder(embedder),
+        base_dir=runtime.config.base_dir,
+        feedback=feedback,
+        params=scoring_params(runtime.config),
     )
 
 
@@ -236,7 +291,7 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
         texts = [full_text(a, leads.get(a.id, "")) for a in articles]
         seen = store.existing_matches(session, [a.id for a in articles])
         for topic, model in models:
-            verdicts = match.score_many(model, texts, matrix)
+            verdicts = match.score_many(model, texts, matrix, scoring_params(runtime.config))
             for article, verdict in zip(articles, verdicts, strict=True):
                 if verdict.matched and (article.id, topic.id) not in seen:
                     _record(session, runtime, article, topic, verdict, vectors[article.id], report)

@@ -56,7 +56,7 @@ import numpy as np
 
 from monitor import match
 from monitor.config import Config, TopicConfig
-from monitor.embed import Embedder
+from monitor.embed import QUERY, Embedder
 from monitor.errors import NotFoundError
 from monitor.match import normalize
 from monitor.pipeline import matching as stage
@@ -609,7 +609,10 @@ def seed_of(spec: TopicConfig, config: Config) -> tuple[str, str]:
 
 def _name_encoder(embedder: Embedder) -> NameEncoder:
     def encode(names: list[str]) -> NameVectors:
-        vectors = embedder.encode(names) if names else np.zeros((0, 0), dtype=np.float32)
+        # names against names: a symmetric comparison, which E5 scores on the query side
+        vectors = (
+            embedder.encode(names, kind=QUERY) if names else np.zeros((0, 0), dtype=np.float32)
+        )
         return dict(zip(names, vectors, strict=True))
 
     return encode

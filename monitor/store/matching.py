@@ -198,3 +198,34 @@ def articles_since(session: Session, since: datetime, limit: int) -> list[Articl
             .limit(limit)
         )
     )
+
+
+def _without_vector(model_id: str) -> Any:
+    """Condition: the article has no vector made by ``model_id``."""
+    made = select(Embedding.article_id).where(
+        Embedding.model_id == model_id, Embedding.article_id == Article.id
+    )
+    return ~made.exists()
+
+
+def count_without_vector(session: Session, model_id: str) -> int:
+    """How many stored articles ``monitor embed --all`` would embed for ``model_id``."""
+    query = select(func.count()).select_from(Article).where(_without_vector(model_id))
+    return session.scalar(query) or 0
+
+
+def articles_without_vector(
+    session: Session, model_id: str, after_id: int, limit: int
+) -> list[Article]:
+    """The next ``limit`` articles (by id, after ``after_id``) lacking a ``model_id`` vector.
+
+    Walking by id keeps each batch's query cheap and lets a run stop and resume anywhere.
+    """
+    return list(
+        session.scalars(
+            select(Article)
+            .where(Article.id > after_id, _without_vector(model_id))
+            .order_by(Article.id)
+            .limit(limit)
+        )
+    )

@@ -219,8 +219,10 @@ class VectorIndex:
         since: datetime | None = None,
         until: datetime | None = None,
         lang: str | None = None,
+        min_score: float = -1.0,
     ) -> list[tuple[int, float]]:
-        """The ``limit`` most similar articles as (article_id, cosine), best first."""
+        """The ``limit`` most similar articles as (article_id, cosine), best first; none below
+        ``min_score``."""
         with self._lock:
             ids, matrix, published, langs = self.ids, self.matrix, self.published, self.lang
         if not len(ids):
@@ -236,6 +238,7 @@ class VectorIndex:
             mask &= published < _epoch(until)
         if lang:
             mask &= langs == lang.lower()[:8]
+        mask &= scores >= min_score
         if not mask.all():
             scores = np.where(mask, scores, -np.inf)
         k = min(limit, int(mask.sum()))

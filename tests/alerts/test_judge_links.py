@@ -126,7 +126,7 @@ def next_score(runtime: Runtime, title: str, summary: str) -> float:
     embedder = stage.get_embedder(runtime)
     with db.session_scope(runtime.sessions) as session:
         [(_topic, model)] = stage.topic_models(runtime, session)
-    vector = embedder.encode([article_text(title, summary)])[0]
+    vector = embedder.encode([article_text(title, summary)], kind="passage")[0]
     return match.score_one(model, f"{title}\n{summary}", vector).score
 
 

@@ -133,7 +133,7 @@ def test_the_body_lead_is_stored_and_embedded_in_place_of_a_one_line_summary(
     embedder = get_embedder(runtime)
     vector = from_bytes(stored.vector, embedder.dim)
     with_lead, with_summary = embedder.encode(
-        [article_text(title, row.lead, 128), article_text(title, summary, 128)]
+        [article_text(title, row.lead, 128), article_text(title, summary, 128)], kind="passage"
     )
     assert float(np.dot(vector, with_lead)) > 0.999
     assert float(np.dot(vector, with_summary)) < 0.99

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, ModelConfig, load_config
+from monitor.config import PACKAGED_MODEL, Config, ModelConfig, load_config
 from monitor.embed import SentenceTransformerEmbedder, load_embedder
+from tests.support.models import pin_model
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "matching"
 SEED = FIXTURES / "alliance-seed.en.txt"
@@ -31,8 +32,9 @@ channels = ["console"]
 
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, once per test session."""
-    return load_embedder(ModelConfig.model_validate({}))
+    """The packaged all-MiniLM-L6-v2, once per test session: tests that need *a* real model
+    use this one, the fastest; tests of the multilingual model ask for it by name."""
+    return load_embedder(ModelConfig(name=PACKAGED_MODEL))
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
         text = f'[database]\nurl = "{url}"\n\n[alerts.console]\ntype = "console"\n{extra}\n'
         text += topics if topics is not None else TOPIC.format(threshold=threshold)
         path = tmp_path / "config.toml"
-        path.write_text(text, encoding="utf-8")
+        path.write_text(pin_model(text), encoding="utf-8")
         return load_config(path)
 
     return make

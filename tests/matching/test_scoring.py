@@ -9,7 +9,7 @@ import numpy as np
 from monitor import match
 from monitor.config import Config
 from monitor.domain import Explanation
-from monitor.embed import SentenceTransformerEmbedder, article_text
+from monitor.embed import PASSAGE, SentenceTransformerEmbedder, article_text, exemplar_encoder
 
 ON_TOPIC = (
     "Kim Jong Un arrives in Russia for talks with Putin",
@@ -23,7 +23,7 @@ OFF_TOPIC = ("Local bakery wins bread award", "The bakery's sourdough was judged
 
 
 def _topic(config: Config, embedder: SentenceTransformerEmbedder) -> match.TopicModel:
-    return match.build_topic(config.topics[0], embedder.encode, base_dir=config.base_dir)
+    return match.build_topic(config.topics[0], exemplar_encoder(embedder), base_dir=config.base_dir)
 
 
 def _score(
@@ -32,7 +32,7 @@ def _score(
     item: tuple[str, str],
     params: match.ScoringParams = match.DEFAULT_PARAMS,
 ) -> match.Verdict:
-    vector = embedder.encode([article_text(*item)])[0]
+    vector = embedder.encode([article_text(*item)], kind=PASSAGE)[0]
     return match.score_one(topic, f"{item[0]}\n{item[1]}", vector, params)
 
 
@@ -124,18 +124,18 @@ def test_feedback_exemplars_change_scores(
     make_config: Callable[..., Config], embedder: SentenceTransformerEmbedder
 ) -> None:
     config = make_config()
-    vector = embedder.encode([article_text(*NK_ONLY)])[0]
+    vector = embedder.encode([article_text(*NK_ONLY)], kind=PASSAGE)[0]
     params = match.ScoringParams(use_require=False)
-    base = match.build_topic(config.topics[0], embedder.encode, base_dir=config.base_dir)
+    base = match.build_topic(config.topics[0], exemplar_encoder(embedder), base_dir=config.base_dir)
     liked = match.build_topic(
         config.topics[0],
-        embedder.encode,
+        exemplar_encoder(embedder),
         base_dir=config.base_dir,
         feedback=[match.FeedbackExample(NK_ONLY[0], vector, True)],
     )
     disliked = match.build_topic(
         config.topics[0],
-        embedder.encode,
+        exemplar_encoder(embedder),
         base_dir=config.base_dir,
         feedback=[match.FeedbackExample(NK_ONLY[0], vector, False)],
     )
@@ -151,15 +151,15 @@ def test_feedback_exemplars_change_scores(
 def test_embedder_returns_unit_float32_vectors_and_truncates(
     embedder: SentenceTransformerEmbedder,
 ) -> None:
-    vectors = embedder.encode(["one text", "another text"])
+    vectors = embedder.encode(["one text", "another text"], kind=PASSAGE)
     assert vectors.shape == (2, embedder.dim)
     assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     long = article_text("Title", "word " * 5000, max_seq_length=128)
     assert len(long) <= 128 * 8
     # beyond max_seq_length tokens nothing changes the vector
-    a = embedder.encode([long])[0]
-    b = embedder.encode([long + " completely different ending about cooking"])[0]
+    a = embedder.encode([long], kind=PASSAGE)[0]
+    b = embedder.encode([long + " completely different ending about cooking"], kind=PASSAGE)[0]
     assert np.allclose(a, b, atol=1e-5)
     assert embedder.model_id == "packaged:all-MiniLM-L6-v2@128"
 

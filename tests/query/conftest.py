@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, load_config
+from monitor.config import PACKAGED_MODEL, Config, ModelConfig, load_config
 from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
 from tests.query.data import Seeded, populate
+from tests.support.models import pin_model
 
 TOKEN = "s3cret-test-token"
 
 
-def config_text(url: str, extra: str = "") -> str:
-    return (
+def config_text(url: str, extra: str = "", model: str = PACKAGED_MODEL) -> str:
+    return pin_model(
         textwrap.dedent(f"""
         [database]
         url = "{url}"
@@ -39,7 +40,8 @@ def config_text(url: str, extra: str = "") -> str:
         name = "sanctions"
         descriptions = ["Sanctions on North Korea and Russia"]
         """)
-        + extra
+        + extra,
+        model,
     )
 
 
@@ -78,10 +80,11 @@ def env_any(db_url: str, tmp_path: Path) -> Iterator[QueryEnv]:
 
 @pytest.fixture(scope="session")
 def embedder() -> object:
-    """The real packaged model, through the same loader the CLI and API use."""
+    """The real packaged all-MiniLM-L6-v2 (named: the tests' fast model, whatever the shipped
+    default), through the same loader the CLI and API use."""
     from monitor.pipeline.querying import load_query_embedder
 
-    return load_query_embedder(Config())
+    return load_query_embedder(Config(model=ModelConfig(name=PACKAGED_MODEL)))
 
 
 MakeEnv = Callable[..., QueryEnv]

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.embed import PASSAGE
 from monitor.store.db import session_scope
 from monitor.store.models import Article, Delivery, Embedding, Feed, Match, Story, Topic
 
@@ -173,7 +174,7 @@ def store_real_vectors(sessions: Any, embedder: Any) -> dict[str, str]:
         "Central bank keeps interest rates unchanged": "en",
         "Heatwave and wildfires across southern Europe": "en",
     }
-    vectors = embedder.encode(list(texts))
+    vectors = embedder.encode(list(texts), kind=PASSAGE)
     with session_scope(sessions) as s:
         feed = s.scalars(select(Feed).order_by(Feed.id)).first()
         assert feed is not None

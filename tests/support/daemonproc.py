@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from monitor.store import db
 from monitor.store.models import Article, Delivery, Feed
+from tests.support.models import pin_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -77,7 +78,7 @@ def config_text(
             '"putin"]]\nthreshold = 0.2\n'
             f"channels = {channels!r}\n".replace("'", '"')
         )
-    return "\n".join(lines)
+    return pin_model("\n".join(lines))
 
 
 class DaemonProc:
