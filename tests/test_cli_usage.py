@@ -215,6 +215,7 @@ def test_group_without_a_command_shows_its_help(
         (("alerts", "retry", "99999999999999999999"), "ids run from 1 to 9223372036854775807"),
         (("show", "m99999999999999999999"), "expected an article id (a123 or 123)"),
         (("matches", "--feed", "99999999999999999999"), "ids run from 1 to"),
+        (("feeds", "remove", "99999999999999999999"), "ids run from 1 to"),
     ],
 )
 def test_the_reported_mistakes(

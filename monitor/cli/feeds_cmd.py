@@ -116,7 +116,9 @@ def _known(feed: Feed | None) -> bool:
 
 @feeds_app.command("remove")
 def remove(
-    key: str = typer.Argument(..., help="Feed id, URL or name."),
+    key: str = typer.Argument(
+        ..., help="Feed id, URL or name.", parser=common.feed_key, metavar="FEED"
+    ),
     purge: bool = typer.Option(
         False, "--purge", help="Delete the feed with its articles, matches and deliveries."
     ),
