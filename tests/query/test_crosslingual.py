@@ -116,7 +116,7 @@ def test_api_search_takes_a_minimum_similarity(e5_runtime: Runtime) -> None:
     from monitor.pipeline import matching as stage
 
     stage.embed_stored(e5_runtime)
-    client = TestClient(create_app(e5_runtime, token=""))
+    client = TestClient(create_app(e5_runtime, token=""), base_url="http://localhost")
 
     def titles(**params: object) -> list[str]:
         response = client.get("/api/articles/search", params={"q": QUERY_ID, **params})

@@ -31,7 +31,7 @@ assert KEY is not None
 
 @pytest.fixture
 def client(env) -> TestClient:
-    return TestClient(create_app(env.runtime, token=TOKEN))
+    return TestClient(create_app(env.runtime, token=TOKEN), base_url="http://localhost")
 
 
 def feed_url(topic: str) -> str:
@@ -98,7 +98,7 @@ def test_read_token_opens_its_own_topic_only(client) -> None:
 
 
 def test_without_an_api_token_the_feed_is_open_like_the_rest(env) -> None:
-    open_client = TestClient(create_app(env.runtime, token=""))
+    open_client = TestClient(create_app(env.runtime, token=""), base_url="http://localhost")
     response = open_client.get("/topics/sanctions/feed.xml")
     assert response.status_code == 200
     assert len(feedparser.parse(response.content).entries) == 2
