@@ -80,17 +80,6 @@ class ParsedFeed:
 
 
 @dataclass(frozen=True, slots=True)
-class ArticleText:
-    """The text of a stored article, as matching and embedding see it."""
-
-    id: int
-    title: str
-    summary: str
-    language: str = ""
-    published_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Explanation:
     """Why an article matched (or not): stored with every match and shown to users."""
 

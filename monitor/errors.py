@@ -9,8 +9,7 @@ them into messages, status codes or exit codes::
     ├── FetchError               one feed could not be fetched (carries the feed URL)
     │   ├── FetchTimeout         connect/read/total time limit passed
     │   ├── ResponseTooLarge     the body (or its decompressed form) passed the size limit
-    │   ├── TooManyRedirects     the redirect limit was reached or a loop was found
-    │   └── HTTPStatusError      the server answered with an error status
+    │   └── TooManyRedirects     the redirect limit was reached or a loop was found
     ├── ParseError               feed bytes could not be turned into entries
     ├── ModelError               the embedding model could not be loaded or run
     ├── DeliveryError            an alert could not be delivered through a channel
@@ -52,10 +51,6 @@ class ResponseTooLarge(FetchError):
 
 class TooManyRedirects(FetchError):
     """The redirect limit was reached, or a redirect loop was found."""
-
-
-class HTTPStatusError(FetchError):
-    """The server answered with an error status."""
 
 
 class ParseError(MonitorError):

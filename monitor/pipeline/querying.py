@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from monitor.config import Config
-from monitor.embed import QUERY, Kind, load_embedder, model_id_for, uses_e5_prefixes
+from monitor.embed import QUERY, model_id_for, uses_e5_prefixes
 from monitor.errors import MonitorError
 from monitor.logs import event
 from monitor.pipeline.matching import EMBEDDER_KEY, get_embedder
@@ -23,23 +20,7 @@ from monitor.store.vectors import VectorIndex, default_cache_dir
 log = logging.getLogger(__name__)
 
 INDEX_KEY = "vector_index"
-__all__ = ["EMBEDDER_KEY", "INDEX_KEY", "load_query_embedder", "query_embedder"]
-
-
-class QueryEmbedder(Protocol):
-    model_id: str
-
-    def encode(self, texts: Sequence[str], *, kind: Kind) -> np.ndarray: ...
-
-
-def load_query_embedder(config: Config) -> QueryEmbedder:
-    """The process-wide embedder for the configured model (shared with matching)."""
-    return load_embedder(config.model)
-
-
-def query_embedder(runtime: Runtime) -> QueryEmbedder:
-    """One embedder per process: the very one the matching stage uses."""
-    return get_embedder(runtime)
+__all__ = ["EMBEDDER_KEY", "INDEX_KEY"]
 
 
 def cache_dir_for(config: Config, model_id: str) -> Path | None:
@@ -107,7 +88,7 @@ def search_articles(
     ``text`` is embedded as a query and articles were stored as passages: for E5 models that is
     the asymmetric comparison the model was trained for (a short question against documents).
     """
-    embedder = query_embedder(runtime)
+    embedder = get_embedder(runtime)
     query = embedder.encode([text], kind=QUERY)[0]
     floor = default_min_score(runtime.config.model.name) if min_score is None else min_score
     index = vector_index(runtime, embedder.model_id, one_shot=one_shot)
@@ -127,7 +108,7 @@ def warm_up(runtime: Runtime) -> None:
         with db.session_scope(runtime.sessions) as session:
             if not search.has_vectors(session, current_model_id(runtime)):
                 return  # nothing to search yet: the first search loads lazily
-        embedder = query_embedder(runtime)
+        embedder = get_embedder(runtime)
         index = vector_index(runtime, embedder.model_id, one_shot=False)
         with db.session_scope(runtime.sessions) as session:
             index.refresh(session, force=True)

@@ -311,8 +311,3 @@ def list_deliveries(
     if channel:
         query = query.where(Delivery.channel == channel)
     return list(session.scalars(query))
-
-
-def status_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-    return {str(status): int(count) for status, count in rows.tuples()}

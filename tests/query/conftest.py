@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import PACKAGED_MODEL, Config, ModelConfig, load_config
+from monitor.embed import load_embedder
 from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
 from tests.query.data import Seeded, populate
@@ -82,9 +83,7 @@ def env_any(db_url: str, tmp_path: Path) -> Iterator[QueryEnv]:
 def embedder() -> object:
     """The real packaged all-MiniLM-L6-v2 (named: the tests' fast model, whatever the shipped
     default), through the same loader the CLI and API use."""
-    from monitor.pipeline.querying import load_query_embedder
-
-    return load_query_embedder(Config(model=ModelConfig(name=PACKAGED_MODEL)))
+    return load_embedder(ModelConfig(name=PACKAGED_MODEL))
 
 
 MakeEnv = Callable[..., QueryEnv]
