@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, Engine, create_engine, event, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -160,3 +160,34 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def lease(
+    session: Session,
+    key: Any,
+    claimable: ColumnElement[bool],
+    order_by: tuple[Any, ...],
+    *,
+    limit: int,
+    owner: str,
+    until: Any,
+) -> list[int]:
+    """Lease up to ``limit`` rows matching ``claimable`` to ``owner`` until ``until``; their ids.
+
+    ``key`` is the id column of a table with ``lease_owner`` / ``lease_until`` columns. On
+    PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so two workers never lease
+    one row; the UPDATE checks ``claimable`` again (SQLite has a single writer). Commit is the
+    caller's.
+    """
+    query = select(key).where(claimable).order_by(*order_by).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(
+            update(key.class_)
+            .where(key.in_(ids), claimable)
+            .values(lease_owner=owner, lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+    return ids

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from monitor.store import db
 from monitor.store.models import Article, ArticleBody
 
 PENDING, DONE, SKIPPED, FAILED = "pending", "done", "skipped", "failed"
@@ -57,24 +58,13 @@ def claim_pages(
         ArticleBody.next_attempt_at <= now,
         or_(ArticleBody.lease_until.is_(None), ArticleBody.lease_until < now),
     )
-    query = (
-        select(ArticleBody.article_id)
-        .where(claimable)
-        .order_by(ArticleBody.article_id.desc())
-        .limit(limit)
+    until = now + timedelta(seconds=lease_s)
+    order = (ArticleBody.article_id.desc(),)
+    ids = db.lease(
+        session, ArticleBody.article_id, claimable, order, limit=limit, owner=owner, until=until
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query))
     if not ids:
         return []
-    until = now + timedelta(seconds=lease_s)
-    session.execute(
-        update(ArticleBody)
-        .where(ArticleBody.article_id.in_(ids), claimable)
-        .values(lease_owner=owner, lease_until=until)
-        .execution_options(synchronize_session=False)
-    )
     rows = session.execute(
         select(ArticleBody, Article.title, Article.summary)
         .join(Article, Article.id == ArticleBody.article_id)

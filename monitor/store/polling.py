@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.domain import Entry, FeedRef
+from monitor.store import db
 from monitor.store.models import Article, ArticleBody, Feed
 
 MAX_ERROR_CHARS = 1000
@@ -47,19 +48,11 @@ def claim_due(
         Feed.next_poll_at <= (due_before or now),
         or_(Feed.lease_until.is_(None), Feed.lease_until < now),
     )
-    query = select(Feed.id).where(claimable).order_by(Feed.next_poll_at, Feed.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query))
+    until = now + timedelta(seconds=lease_s)
+    order = (Feed.next_poll_at, Feed.id)
+    ids = db.lease(session, Feed.id, claimable, order, limit=limit, owner=owner, until=until)
     if not ids:
         return []
-    until = now + timedelta(seconds=lease_s)
-    session.execute(
-        update(Feed)
-        .where(Feed.id.in_(ids), claimable)
-        .values(lease_owner=owner, lease_until=until)
-        .execution_options(synchronize_session=False)
-    )
     rows = session.execute(
         select(
             Feed.id,
