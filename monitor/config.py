@@ -16,6 +16,7 @@ channel secret. The channel records the problem and raises it when it is used
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tomllib
@@ -383,9 +384,8 @@ class ApiConfig(_Section):
     )
     search_cache: str = Field(
         "auto",
-        description='Folder for the CLI\'s memory-mapped search vectors: "auto" (next to '
-        "the SQLite file, or .monitor-vectors/ in the config folder for PostgreSQL), a path, or "
-        '"" to disable.',
+        description="Deprecated and ignored: the search index is configured by "
+        "search.index_dir. Still accepted so older config files load.",
     )
     public_url: str = Field(
         "",
@@ -420,6 +420,24 @@ class ApiConfig(_Section):
         return value
 
 
+class SearchConfig(_Section):
+    index_dir: str = Field(
+        "auto",
+        description='Folder of the persistent search index (one subfolder per model): "auto" '
+        "puts it next to a SQLite file (monitor.db.index/) and, for PostgreSQL, under the data "
+        "folder ($STATE_DIRECTORY/search-index/ under systemd, else "
+        "$XDG_DATA_HOME/monitor/search-index/ or ~/.local/share/monitor/search-index/, one "
+        'subfolder per database); a path (relative to the config folder); or "" for no '
+        "index (an exact scan of every vector in memory). Deleting the folder is always safe: "
+        "it is rebuilt from the database.",
+    )
+    index_dtype: Literal["i8", "f16", "f32"] = Field(
+        "i8",
+        description="How the index stores vectors: i8 (a quarter of float32; recall@10 0.95+ "
+        "measured in docs/notes/query.md), f16, or f32. A change rebuilds the index.",
+    )
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["keyvalue", "json"] = Field("keyvalue", description="Log line format.")
@@ -436,6 +454,7 @@ class Config(_Section):
     )
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     path: Path = Field(Path("config.toml"), exclude=True, description="Where this was read from.")
 
@@ -495,6 +514,30 @@ class Config(_Section):
             if file_part and not file_part.startswith("/"):
                 return prefix + str((self.base_dir / file_part).resolve())
         return url
+
+    def search_index_root(self, environ: Mapping[str, str] | None = None) -> Path | None:
+        """The folder holding the search indexes (see ``search.index_dir``); None when off.
+
+        For a server database the default is under the user's data folder rather than the
+        config folder, which a hardened service (deploy/monitor.service) cannot write; the
+        URL's hash (never the password itself) keeps two databases apart.
+        """
+        setting = self.search.index_dir
+        if not setting:
+            return None
+        if setting != "auto":
+            return self.resolve(Path(setting))
+        url = self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and ":memory:" not in url:
+            return Path(url[len(prefix) :] + ".index")
+        env = os.environ if environ is None else environ
+        if env.get("STATE_DIRECTORY"):  # systemd's StateDirectory= (/var/lib/monitor)
+            data = Path(env["STATE_DIRECTORY"].split(":")[0])
+        else:
+            data = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "monitor"
+        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+        return data / "search-index" / digest
 
     def enabled_channels(self) -> dict[str, ChannelConfig]:
         return {name: ch for name, ch in self.alerts.items() if ch.enabled}

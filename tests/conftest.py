@@ -4,6 +4,7 @@ config files written on the fly, and the packaged model loaded once per session.
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,12 +14,24 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# search indexes of PostgreSQL test databases go under the data folder: keep them out of $HOME
+# (set before any daemon subprocess starts, so they inherit it)
+os.environ.pop("STATE_DIRECTORY", None)
+os.environ["XDG_DATA_HOME"] = os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"monitor-tests-data-{os.getpid()}"
+)
 
 PG_ADMIN_URL = os.environ.get(
     "MONITOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_data_home() -> Iterator[None]:
+    yield
+    shutil.rmtree(os.environ["XDG_DATA_HOME"], ignore_errors=True)
 
 
 def _pg_available() -> str | None:

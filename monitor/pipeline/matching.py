@@ -35,6 +35,7 @@ from monitor.embed import (
 )
 from monitor.errors import ModelError
 from monitor.logs import event
+from monitor.pipeline import indexing
 from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, queries
@@ -161,6 +162,8 @@ def embed_stored(runtime: Runtime, progress: Callable[[int], None] | None = None
         total += embedded
         if progress is not None:
             progress(embedded)
+    if total:
+        indexing.update_after_embedding(runtime, embedder.model_id)
     return total
 
 
@@ -248,6 +251,8 @@ def match_new(runtime: Runtime) -> MatchReport:
             break
         if done == 0:
             break
+    if report.embedded:
+        indexing.update_after_embedding(runtime, get_embedder(runtime).model_id)
     if report.scored:
         event(
             log,

@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from monitor.config import Config
 from monitor.embed import QUERY, model_id_for, uses_e5_prefixes
 from monitor.errors import MonitorError
 from monitor.logs import event
+from monitor.pipeline import indexing
 from monitor.pipeline.matching import EMBEDDER_KEY, get_embedder
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, search
-from monitor.store.vectors import VectorIndex, default_cache_dir
+from monitor.store import annindex, db, search
+from monitor.store.annindex import Filters, Progress
+from monitor.store.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -23,29 +23,11 @@ INDEX_KEY = "vector_index"
 __all__ = ["EMBEDDER_KEY", "INDEX_KEY"]
 
 
-def cache_dir_for(config: Config, model_id: str) -> Path | None:
-    """Where the CLI keeps its memory-mapped vector cache (None when disabled in config)."""
-    if not config.api.search_cache:
-        return None
-    if config.api.search_cache != "auto":
-        return config.resolve(Path(config.api.search_cache)) / model_id.replace("/", "_")
-    return default_cache_dir(config.database_url, config.base_dir, model_id)
-
-
-def vector_index(runtime: Runtime, model_id: str, *, one_shot: bool) -> VectorIndex:
-    """The process's index for ``model_id``, started from the on-disk cache when there is one.
-
-    ``one_shot`` (the CLI) refreshes on every call and rewrites the cache when it changed; a
-    server refreshes at most every 2 s and never writes the 1.5 GB file on its hot path.
-    """
+def vector_index(runtime: Runtime, model_id: str) -> VectorIndex:
+    """The exact in-memory scan used when ``search.index_dir = ""`` (no persistent index)."""
     key = f"{INDEX_KEY}:{model_id}"
     if key not in runtime.resources:
-        runtime.resources[key] = VectorIndex(
-            model_id,
-            cache_dir_for(runtime.config, model_id),
-            0.0 if one_shot else 2.0,
-            write_cache=one_shot,
-        )
+        runtime.resources[key] = VectorIndex(model_id, None, 2.0, write_cache=False)
     index: VectorIndex = runtime.resources[key]
     return index
 
@@ -79,26 +61,72 @@ def search_articles(
     since: datetime | None = None,
     until: datetime | None = None,
     lang: str | None = None,
+    topic: str | None = None,
+    feed: str | None = None,
     min_score: float | None = None,
     one_shot: bool = False,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Stored articles (not only matches) at least ``min_score`` similar to ``text`` (by default
-    the model's :func:`default_min_score`), most similar first.
+    the model's :func:`default_min_score`), most similar first; ``topic`` keeps articles matched
+    to that topic, ``feed`` those of one feed (id, URL or name).
 
     ``text`` is embedded as a query and articles were stored as passages: for E5 models that is
     the asymmetric comparison the model was trained for (a short question against documents).
+    ``progress`` hears of a rebuild of the search index (the CLI draws a bar).
     """
     embedder = get_embedder(runtime)
     query = embedder.encode([text], kind=QUERY)[0]
     floor = default_min_score(runtime.config.model.name) if min_score is None else min_score
-    index = vector_index(runtime, embedder.model_id, one_shot=one_shot)
+    index = indexing.search_index(runtime, embedder.model_id)
+    if index is not None:
+        indexing.sync_for_search(runtime, index, throttle=not one_shot, progress=progress)
     with db.session_scope(runtime.sessions) as session:
-        index.refresh(session)
-        hits = index.search(
-            query, limit=limit, since=since, until=until, lang=lang, min_score=floor
-        )
+        feed_ids, article_ids = annindex.resolve_filters(session, topic=topic, feed=feed)
+        if index is not None:
+            flt = Filters(since, until, lang, feed_ids, article_ids)
+            hits = index.search(query, limit=limit, filters=flt, min_score=floor)
+        else:
+            hits = _exact_search(
+                runtime,
+                session,
+                embedder.model_id,
+                query,
+                limit,
+                since,
+                until,
+                lang,
+                feed_ids,
+                article_ids,
+                floor,
+            )
         rows = search.articles_by_id(session, [article_id for article_id, _ in hits])
     return [{**rows[i], "similarity": round(score, 4)} for i, score in hits if i in rows]
+
+
+def _exact_search(
+    runtime: Runtime,
+    session: Any,
+    model_id: str,
+    query: Any,
+    limit: int,
+    since: datetime | None,
+    until: datetime | None,
+    lang: str | None,
+    feed_ids: tuple[int, ...] | None,
+    article_ids: Any,
+    floor: float,
+) -> list[tuple[int, float]]:
+    """No persistent index: scan every vector in memory (topic and feed filters applied after,
+    over a fetch of every vector that passes date and language)."""
+    exact = vector_index(runtime, model_id)
+    exact.refresh(session)
+    wide = limit if feed_ids is None and article_ids is None else max(len(exact), 1)
+    hits = exact.search(query, limit=wide, since=since, until=until, lang=lang, min_score=floor)
+    if feed_ids is not None or article_ids is not None:
+        allowed = annindex.allowed_ids(session, feed_ids, article_ids, [i for i, _ in hits])
+        hits = [h for h in hits if h[0] in allowed][:limit]
+    return hits
 
 
 def warm_up(runtime: Runtime) -> None:
@@ -109,9 +137,12 @@ def warm_up(runtime: Runtime) -> None:
             if not search.has_vectors(session, current_model_id(runtime)):
                 return  # nothing to search yet: the first search loads lazily
         embedder = get_embedder(runtime)
-        index = vector_index(runtime, embedder.model_id, one_shot=False)
-        with db.session_scope(runtime.sessions) as session:
-            index.refresh(session, force=True)
+        index = indexing.search_index(runtime, embedder.model_id)
+        if index is not None:
+            indexing.sync_for_search(runtime, index, throttle=False)
+        else:
+            with db.session_scope(runtime.sessions) as session:
+                vector_index(runtime, embedder.model_id).refresh(session, force=True)
     except MonitorError as exc:
         event(log, logging.WARNING, "search warm-up failed", error=str(exc))
         return
@@ -119,7 +150,7 @@ def warm_up(runtime: Runtime) -> None:
         log,
         logging.INFO,
         "search ready",
-        vectors=len(index),
+        vectors=len(index) if index is not None else len(vector_index(runtime, embedder.model_id)),
         seconds=round(time.monotonic() - started, 1),
     )
 
