@@ -394,12 +394,21 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         q: Annotated[str, Query(min_length=1, max_length=2000)],
         since: str | None = None,
         lang: str | None = None,
+        topic: str | None = None,
+        feed: str | None = None,
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 20,
         min_score: Annotated[float | None, Query(ge=-1.0, le=1.0)] = None,
     ) -> dict[str, Any]:
         since_at = _when(since, "since")
         items = querying.search_articles(
-            runtime, q, limit=limit, since=since_at, lang=lang, min_score=min_score
+            runtime,
+            q,
+            limit=limit,
+            since=since_at,
+            lang=lang,
+            topic=topic,
+            feed=feed,
+            min_score=min_score,
         )
         return {"items": items}
 

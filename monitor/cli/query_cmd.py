@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from typing import Any, Literal
 
@@ -97,6 +98,29 @@ def _all_keys(rows: list[dict[str, Any]], default: list[str]) -> list[str]:
     return list(rows[0].keys()) if rows else default
 
 
+class _IndexProgress:
+    """A progress bar on stderr while the search index is (re)built; nothing otherwise."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._done = 0
+
+    def __enter__(self) -> _IndexProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            self._bar = typer.progressbar(
+                length=total, label="building the search index", file=sys.stderr
+            ).__enter__()
+        self._bar.update(done - self._done)
+        self._done = done
+
+
 def search_cmd(
     text: str = typer.Argument(..., help="Free text, any language the model knows."),
     since: datetime | None = typer.Option(
@@ -104,6 +128,8 @@ def search_cmd(
     ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
     lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
+    topic: str | None = typer.Option(None, "--topic", help="Only articles matched to this topic."),
+    feed: str | None = typer.Option(None, "--feed", help="Only this feed (id, URL or name)."),
     min_score: float | None = typer.Option(None, "--min-score", help=MIN_SCORE_HELP),
     fmt: common.TableFormat = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
 ) -> None:
@@ -112,14 +138,23 @@ def search_cmd(
     Only articles at least --min-score similar are listed; with a multilingual model the
     query's language does not matter (an Indonesian query finds English reports).
 
-    The first search builds a vector cache next to the database (see api.search_cache);
-    later ones only read what changed.
+    The first search builds the search index next to the database (see search.index_dir),
+    with a progress bar; later ones memory-map it and read only what changed.
 
     Example: monitor search "troops sent to Russia" --since 30d --limit 10
     """
-    with common.runtime() as rt:
+    with common.runtime() as rt, _IndexProgress() as progress:
         rows = search_articles(
-            rt, text, limit=limit, since=since, lang=lang, min_score=min_score, one_shot=True
+            rt,
+            text,
+            limit=limit,
+            since=since,
+            lang=lang,
+            topic=topic,
+            feed=feed,
+            min_score=min_score,
+            one_shot=True,
+            progress=progress,
         )
     common.print_rows(
         rows, SEARCH_COLUMNS if fmt == "table" else _all_keys(rows, SEARCH_COLUMNS), fmt

@@ -85,9 +85,7 @@ def search_articles(
         feed_ids, article_ids = annindex.resolve_filters(session, topic=topic, feed=feed)
         if index is not None:
             flt = Filters(since, until, lang, feed_ids, article_ids)
-            hits = index.search(
-                query, limit=limit, filters=flt, min_score=floor, session=session
-            )
+            hits = index.search(query, limit=limit, filters=flt, min_score=floor, session=session)
         else:
             hits = _exact_search(
                 runtime,

@@ -33,7 +33,12 @@ def add_articles(url: str, vectors: np.ndarray, model_id: str = "m1", start: int
     sessions = db.make_session_factory(engine)
     with db.session_scope(sessions) as s:
         if s.get(Feed, 1) is None:
-            s.add_all([Feed(id=1, url="http://f.test/1", name="One"), Feed(id=2, url="http://f.test/2", name="Two")])
+            s.add_all(
+                [
+                    Feed(id=1, url="http://f.test/1", name="One"),
+                    Feed(id=2, url="http://f.test/2", name="Two"),
+                ]
+            )
             s.flush()
         ids = list(range(start + 1, start + len(vectors) + 1))
         s.execute(
@@ -103,7 +108,9 @@ def test_index_is_built_saved_and_reopened_without_rebuilding(database, tmp_path
     assert index.search(np.ones(3, dtype=np.float32), limit=3) == []  # other dimension
 
 
-def test_new_vectors_are_searchable_at_once_and_saved_incrementally(database, tmp_path: Path) -> None:
+def test_new_vectors_are_searchable_at_once_and_saved_incrementally(
+    database, tmp_path: Path
+) -> None:
     url, sessions = database
     add_articles(url, _vectors(300, 1))
     index = AnnIndex(tmp_path / "idx", "m1")
@@ -163,8 +170,13 @@ def test_filters_still_return_limit(database, tmp_path: Path, monkeypatch) -> No
         s.execute(
             insert(Match),
             [
-                {"article_id": i, "topic_id": 1, "score": 0.5, "semantic_score": 0.5,
-                 "published_at": NOW - timedelta(hours=i)}
+                {
+                    "article_id": i,
+                    "topic_id": 1,
+                    "score": 0.5,
+                    "semantic_score": 0.5,
+                    "published_at": NOW - timedelta(hours=i),
+                }
                 for i in range(7, 1000, 50)
             ],
         )
@@ -254,3 +266,32 @@ def test_out_of_order_commit_is_found(database, tmp_path: Path) -> None:
         s.add(Embedding(article_id=50, model_id="m1", dim=DIM, vector=vectors[49].tobytes()))
     assert _sync(index, sessions).added == 1
     assert index.search(vectors[49], limit=1)[0][0] == 50
+
+
+def test_matching_stage_updates_the_index_and_search_filters_by_topic_and_feed(
+    env_any, embedder
+) -> None:
+    """The pipeline hook: embedding stored articles builds the index on disk, beside a SQLite
+    file or under the data folder for PostgreSQL; search then filters by topic and feed."""
+    from monitor.pipeline import indexing
+    from monitor.pipeline.matching import embed_stored
+    from monitor.pipeline.querying import EMBEDDER_KEY, search_articles
+
+    rt = env_any.runtime
+    rt.resources[EMBEDDER_KEY] = embedder
+    root = rt.config.search_index_root()
+    assert root is not None and not root.exists()
+    embedded = embed_stored(rt)
+    assert embedded == len(env_any.seeded.articles)
+    index = indexing.search_index(rt, embedder.model_id)
+    assert index is not None and index.manifest is not None
+    assert index.manifest.count == embedded and index.manifest_path.exists()
+    if rt.config.database_url.startswith("sqlite"):
+        assert root == Path(rt.config.database_url.split("///", 1)[1] + ".index")
+
+    alliance = search_articles(rt, "troops", topic="alliance", limit=5, min_score=-1.0)
+    with db.session_scope(rt.sessions) as s:
+        _, allowed = annindex.resolve_filters(s, topic="alliance", feed=None)
+    assert len(alliance) == 5 and {r["article_id"] for r in alliance} <= set(allowed.tolist())
+    dunia = search_articles(rt, "troops", feed="Berita Dunia", limit=50, min_score=-1.0)
+    assert dunia and {r["source"] for r in dunia} == {"Berita Dunia"}
