@@ -46,7 +46,7 @@ from monitor.config import Config, DatabaseConfig, ModelConfig, SearchConfig
 from monitor.embed import model_id_for
 from monitor.pipeline import indexing
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, search
+from monitor.store import db, read_models
 from monitor.store.vectors import VectorIndex
 
 REAL_STDOUT = sys.stdout
@@ -357,8 +357,9 @@ def bench_matches(engine: Engine, url: str, repeat: int, page_url: str) -> dict[
     def query() -> int:
         topic = topics[next(counter) % TOPICS]
         with db.session_scope(sessions) as s:
-            rows, _ = search.list_matches(
-                s, search.MatchFilter(topic=topic, since=search.parse_when("7d"), limit=50)
+            rows, _ = read_models.list_matches(
+                s,
+                read_models.MatchFilter(topic=topic, since=read_models.parse_when("7d"), limit=50),
             )
         return len(rows)
 
@@ -450,7 +451,7 @@ def bench_search(engine: Engine, args: argparse.Namespace, repeat: int) -> dict[
     p50, p95, _ = _timed(run(None), repeat)
     print(f"search top-10 (index + re-rank): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     out.update({"search_p50_ms": round(p50, 1), "search_p95_ms": round(p95, 1)})
-    since = search.parse_when("30d")
+    since = read_models.parse_when("30d")
     flt = Filters(since=since, lang="en")
     p50, p95, _ = _timed(run(flt, 20), repeat)
     print(f"search --since 30d --lang en --limit 20: p50 {p50:.1f} ms, p95 {p95:.1f} ms")

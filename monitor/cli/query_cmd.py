@@ -11,8 +11,8 @@ import typer
 
 from monitor.cli import common
 from monitor.errors import ConfigError
-from monitor.pipeline.querying import MIN_SCORE_HELP, search_articles
-from monitor.store import db, search
+from monitor.search import MIN_SCORE_HELP, search_articles
+from monitor.store import db, read_models
 
 MATCH_COLUMNS = ["match_id", "article_id", "published", "topic", "score", "source", "title"]
 SEARCH_COLUMNS = ["article_id", "similarity", "published", "language", "source", "title"]
@@ -22,7 +22,7 @@ FORMAT_HELP = "table (default), json or csv."
 def when(value: str) -> datetime:
     """typer parser: ``"7d"`` / ``"36h"`` ago, or a date; never an OverflowError."""
     try:
-        parsed = search.parse_when(value)
+        parsed = read_models.parse_when(value)
     except OverflowError:
         raise ValueError(f'"{value}" goes back further than the calendar does') from None
     if parsed is None:
@@ -59,7 +59,7 @@ def matches(
         None, "--tag", help="Only matches from feeds with this tag (config.toml feeds.tags)."
     ),
     lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
-    limit: int = typer.Option(50, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=read_models.MAX_LIMIT, help="Rows."),
     cursor: str | None = typer.Option(
         None,
         "--cursor",
@@ -71,7 +71,7 @@ def matches(
 
     Example: monitor matches --topic nk-russia-alliance --since 7d --tag world --limit 20
     """
-    flt = search.MatchFilter(
+    flt = read_models.MatchFilter(
         topic=topic,
         since=since,
         until=until,
@@ -82,9 +82,9 @@ def matches(
         limit=limit,
         cursor=cursor,
     )
-    with common.runtime() as rt, db.session_scope(rt.sessions) as session:
+    with common.read_runtime() as rt, db.session_scope(rt.sessions) as session:
         try:
-            rows, next_cursor = search.list_matches(session, flt)
+            rows, next_cursor = read_models.list_matches(session, flt)
         except ValueError as exc:
             raise ConfigError(f"--cursor: {exc}") from None
     common.print_rows(
@@ -126,7 +126,7 @@ def search_cmd(
     since: datetime | None = typer.Option(
         None, "--since", help='"7d" ago, or a date.', parser=when, metavar="WHEN"
     ),
-    limit: int = typer.Option(20, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=read_models.MAX_LIMIT, help="Rows."),
     lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
     topic: str | None = typer.Option(None, "--topic", help="Only articles matched to this topic."),
     feed: str | None = typer.Option(None, "--feed", help="Only this feed (id, URL or name)."),
@@ -143,7 +143,7 @@ def search_cmd(
 
     Example: monitor search "troops sent to Russia" --since 30d --limit 10
     """
-    with common.runtime() as rt, _IndexProgress() as progress:
+    with common.read_runtime() as rt, _IndexProgress() as progress:
         rows = search_articles(
             rt,
             text,
@@ -173,8 +173,8 @@ def show(
 
     Example: monitor show m45
     """
-    with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        detail = search.article_detail(session, search.resolve_show_key(session, key))
+    with common.read_runtime() as rt, db.session_scope(rt.sessions) as session:
+        detail = read_models.article_detail(session, read_models.resolve_show_key(session, key))
     if fmt == "json":
         typer.echo(json.dumps(detail, ensure_ascii=False, default=str, indent=2))
         return
@@ -183,7 +183,7 @@ def show(
 
 
 def render_detail(detail: dict[str, Any]) -> list[str]:
-    """The readable form of :func:`monitor.store.search.article_detail`."""
+    """The readable form of :func:`monitor.store.read_models.article_detail`."""
     feed = detail.get("feed") or {}
     lines = [
         f"article a{detail['article_id']}: {detail['title']}",

@@ -2,7 +2,7 @@
 
 The matching stage calls :func:`update_after_embedding` once its new vectors are committed, so
 the index on disk follows the stored vectors without any store function knowing about it. Search
-(:mod:`monitor.pipeline.querying`) calls :func:`sync_for_search` before each query, which reads
+(:mod:`monitor.search`) calls :func:`sync_for_search` before each query, which reads
 whatever other processes committed since (several daemon workers may share one PostgreSQL
 database; see :mod:`monitor.store.annindex` for how they share one index folder).
 """

@@ -63,7 +63,7 @@ FORMAT = 1
 CONNECTIVITY = 16  # HNSW M: 16 neighbours per node keeps the graph ~130 bytes a vector
 EXPANSION_ADD = 128  # beam width while building: recall of the graph itself
 EXPANSION_SEARCH = 128  # beam width while searching: recall@10 >= 0.95 on bench/query.py
-EXACT_BELOW = 20_000  # filters passing fewer vectors than this are ranked exactly
+EXACT_BELOW = 10_000  # filters passing fewer vectors than this are ranked exactly
 RERANK_FACTOR = 4  # candidates read from a quantised graph per result, then re-ranked exactly
 RERANK_MIN = 40
 K_MAX = 8192  # the most neighbours asked of the graph before ranking the filtered set exactly
@@ -594,14 +594,14 @@ class AnnIndex:
         if count == 0:
             return {}
         if count <= EXACT_BELOW:
-            return self._exact(graph, meta.ids[passing], q, limit)
+            return self._exact(graph, meta.ids[passing], q, limit, self.dtype)
         k = min(n, K_MAX, int(limit * n / count * 2) + limit)
         while True:
             hits = self._ann(graph, q, k, passing, meta, removed)
             if len(hits) >= limit or k >= n:
                 return hits
             if k >= K_MAX:
-                return self._exact(graph, meta.ids[passing], q, limit)
+                return self._exact(graph, meta.ids[passing], q, limit, self.dtype)
             k = min(n, K_MAX, k * 4)
 
     @staticmethod
@@ -613,7 +613,9 @@ class AnnIndex:
         meta: Rows,
         removed: np.ndarray,
     ) -> dict[int, float]:
-        graph.expansion_search = max(EXPANSION_SEARCH, k)
+        # not kept in the saved file (a restored index searches with 64): set on every call;
+        # usearch's stubs declare the property read-only, its setter works
+        setattr(graph, "expansion_search", max(EXPANSION_SEARCH, k))  # noqa: B010
         found = graph.search(q, k, threads=1)
         keys = np.asarray(found.keys, dtype=np.int64)
         scores = 1.0 - np.asarray(found.distances, dtype=np.float32)
@@ -626,13 +628,16 @@ class AnnIndex:
         return {int(i): float(s) for i, s in zip(keys[keep], scores[keep], strict=True)}
 
     @staticmethod
-    def _exact(graph: Index, ids: np.ndarray, q: np.ndarray, k: int) -> dict[int, float]:
+    def _exact(
+        graph: Index, ids: np.ndarray, q: np.ndarray, k: int, dtype: str
+    ) -> dict[int, float]:
         """The ``k`` best of ``ids`` by the vectors the graph holds (dequantised): the path of
         a selective filter."""
         scores = np.empty(len(ids), dtype=np.float32)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            vectors = np.asarray(graph.get(chunk.astype(np.uint64), dtype=np.float32))
+            # read in the stored type (int8: 4x less to copy than float32), scaled here
+            vectors = np.asarray(graph.get(chunk.astype(np.uint64), dtype=dtype), np.float32)
             norms = np.linalg.norm(vectors, axis=1)
             norms[norms == 0] = 1.0
             scores[start : start + len(chunk)] = (vectors @ q) / norms
@@ -711,7 +716,7 @@ def resolve_filters(
 ) -> tuple[tuple[int, ...] | None, np.ndarray | None]:
     """(feed ids, article ids) for a search's ``--feed`` and ``--topic``: the feed by id, URL
     or name; the articles matched to the topic. Unknown names raise NotFoundError."""
-    from monitor.store.search import _resolve_feed_id, _resolve_topic_id
+    from monitor.store.read_models import _resolve_feed_id, _resolve_topic_id
 
     feed_ids = (_resolve_feed_id(session, feed),) if feed else None
     article_ids = None

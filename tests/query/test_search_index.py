@@ -87,10 +87,13 @@ def test_index_is_built_saved_and_reopened_without_rebuilding(database, tmp_path
     seen: list[tuple[int, int]] = []
     index = AnnIndex(tmp_path / "idx", "m1")
     report = _sync(index, sessions, progress=lambda done, total: seen.append((done, total)))
-    assert report.rebuilt and seen[-1] == (400, 400)
+    assert report.rebuilt
+    assert seen[-1] == (400, 400)
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert manifest["count"] == 400 and manifest["max_article_id"] == 400
-    assert manifest["dtype"] == "i8" and manifest["model_id"] == "m1"
+    assert manifest["count"] == 400
+    assert manifest["max_article_id"] == 400
+    assert manifest["dtype"] == "i8"
+    assert manifest["model_id"] == "m1"
     for target in (0, 57, 399):
         assert index.search(vectors[target], limit=3)[0][0] == target + 1
     exact = np.argsort(-(vectors @ vectors[5]))[:10] + 1
@@ -103,7 +106,9 @@ def test_index_is_built_saved_and_reopened_without_rebuilding(database, tmp_path
 
     reopened = AnnIndex(tmp_path / "idx", "m1")
     again = _sync(reopened, sessions)
-    assert not again.rebuilt and again.added == 0 and len(reopened) == 400
+    assert not again.rebuilt
+    assert again.added == 0
+    assert len(reopened) == 400
     assert reopened.search(vectors[57], limit=1)[0][0] == 58
     assert index.search(np.ones(3, dtype=np.float32), limit=3) == []  # other dimension
 
@@ -118,12 +123,15 @@ def test_new_vectors_are_searchable_at_once_and_saved_incrementally(
     new = _vectors(5, 2)
     add_articles(url, new, start=300)
     report = _sync(index, sessions)
-    assert report.added == 5 and not report.rebuilt and not report.saved  # kept in the delta
+    assert report.added == 5
+    assert not report.rebuilt
+    assert not report.saved
     assert index.search(new[2], limit=1)[0][0] == 303
     with db.session_scope(sessions) as s:
         assert index.flush(s)
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert manifest["count"] == 305 and manifest["generation"] == 2
+    assert manifest["count"] == 305
+    assert manifest["generation"] == 2
     assert sorted(p.name for p in (tmp_path / "idx").glob("index-*")) == ["index-2.usearch"]
     # past the delta threshold (max(100, 1%)), a sync saves by itself
     add_articles(url, _vectors(120, 3), start=305)
@@ -186,15 +194,19 @@ def test_filters_still_return_limit(database, tmp_path: Path, monkeypatch) -> No
     for exact_below in (annindex.EXACT_BELOW, 0):  # exact over the filtered set; growing k
         monkeypatch.setattr(annindex, "EXACT_BELOW", exact_below)
         in_id = index.search(q, limit=15, filters=Filters(lang="id"))
-        assert len(in_id) == 15 and all(i % 10 == 0 for i, _ in in_id)
+        assert len(in_id) == 15
+        assert all(i % 10 == 0 for i, _ in in_id)
         week = index.search(q, limit=15, filters=Filters(since=NOW - timedelta(hours=200)))
-        assert len(week) == 15 and all(i < 200 for i, _ in week)
+        assert len(week) == 15
+        assert all(i < 200 for i, _ in week)
         feed = index.search(q, limit=15, filters=Filters(feed_ids=(2,), lang="en"))
-        assert len(feed) == 15 and all(i % 2 == 1 and i % 10 for i, _ in feed)
+        assert len(feed) == 15
+        assert all(i % 2 == 1 and i % 10 for i, _ in feed)
         with db.session_scope(sessions) as s:
-            feed_ids, topic_ids = annindex.resolve_filters(s, topic="t", feed=None)
+            _feed_ids, topic_ids = annindex.resolve_filters(s, topic="t", feed=None)
         topical = index.search(q, limit=15, filters=Filters(article_ids=topic_ids))
-        assert len(topical) == 15 and {i for i, _ in topical} <= set(range(7, 1000, 50))
+        assert len(topical) == 15
+        assert {i for i, _ in topical} <= set(range(7, 1000, 50))
         scores = [s for _, s in in_id]
         assert scores == sorted(scores, reverse=True)
         exact = [int(i) + 1 for i in np.argsort(-(vectors @ q)) if (i + 1) % 10 == 0][:15]
@@ -246,8 +258,11 @@ def test_another_process_writes_are_found(database, tmp_path: Path) -> None:
     )
     assert json.loads((folder / "manifest.json").read_text())["count"] == 306
     report = _sync(index, sessions)
-    assert index.manifest is not None and index.manifest.generation == 2
-    assert report.added == 0 and not report.rebuilt and len(index) == 306
+    assert index.manifest is not None
+    assert index.manifest.generation == 2
+    assert report.added == 0
+    assert not report.rebuilt
+    assert len(index) == 306
     assert index.search(second[2], limit=1)[0][0] == 306
     assert index.search(first[0], limit=1)[0][0] == 301
 
@@ -275,23 +290,28 @@ def test_matching_stage_updates_the_index_and_search_filters_by_topic_and_feed(
     file or under the data folder for PostgreSQL; search then filters by topic and feed."""
     from monitor.pipeline import indexing
     from monitor.pipeline.matching import embed_stored
-    from monitor.pipeline.querying import EMBEDDER_KEY, search_articles
+    from monitor.search import EMBEDDER_KEY, search_articles
 
     rt = env_any.runtime
     rt.resources[EMBEDDER_KEY] = embedder
     root = rt.config.search_index_root()
-    assert root is not None and not root.exists()
+    assert root is not None
+    assert not root.exists()
     embedded = embed_stored(rt)
     assert embedded == len(env_any.seeded.articles)
     index = indexing.search_index(rt, embedder.model_id)
-    assert index is not None and index.manifest is not None
-    assert index.manifest.count == embedded and index.manifest_path.exists()
+    assert index is not None
+    assert index.manifest is not None
+    assert index.manifest.count == embedded
+    assert index.manifest_path.exists()
     if rt.config.database_url.startswith("sqlite"):
         assert root == Path(rt.config.database_url.split("///", 1)[1] + ".index")
 
     alliance = search_articles(rt, "troops", topic="alliance", limit=5, min_score=-1.0)
     with db.session_scope(rt.sessions) as s:
         _, allowed = annindex.resolve_filters(s, topic="alliance", feed=None)
-    assert len(alliance) == 5 and {r["article_id"] for r in alliance} <= set(allowed.tolist())
+    assert len(alliance) == 5
+    assert {r["article_id"] for r in alliance} <= set(allowed.tolist())
     dunia = search_articles(rt, "troops", feed="Berita Dunia", limit=50, min_score=-1.0)
-    assert dunia and {r["source"] for r in dunia} == {"Berita Dunia"}
+    assert dunia
+    assert {r["source"] for r in dunia} == {"Berita Dunia"}

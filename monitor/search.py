@@ -13,7 +13,7 @@ from monitor.logs import event
 from monitor.pipeline import indexing
 from monitor.pipeline.matching import EMBEDDER_KEY, get_embedder
 from monitor.pipeline.runtime import Runtime
-from monitor.store import annindex, db, search
+from monitor.store import annindex, db, read_models
 from monitor.store.annindex import Filters, Progress
 from monitor.store.vectors import VectorIndex
 
@@ -100,7 +100,7 @@ def search_articles(
                 article_ids,
                 floor,
             )
-        rows = search.articles_by_id(session, [article_id for article_id, _ in hits])
+        rows = read_models.articles_by_id(session, [article_id for article_id, _ in hits])
     return [{**rows[i], "similarity": round(score, 4)} for i, score in hits if i in rows]
 
 
@@ -134,7 +134,7 @@ def warm_up(runtime: Runtime) -> None:
     started = time.monotonic()
     try:
         with db.session_scope(runtime.sessions) as session:
-            if not search.has_vectors(session, current_model_id(runtime)):
+            if not read_models.has_vectors(session, current_model_id(runtime)):
                 return  # nothing to search yet: the first search loads lazily
         embedder = get_embedder(runtime)
         index = indexing.search_index(runtime, embedder.model_id)
