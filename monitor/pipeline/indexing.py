@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 INDEX_KEY = "search_index"
 SEARCH_SYNC_INTERVAL_S = 1.0  # a server re-reads the database at most this often
+# the matching stage builds a missing index only up to this size (seconds of work); a bigger
+# one is built by the first search (with a progress bar) or a server's warm-up
+STAGE_REBUILD_MAX = 50_000
 
 
 def search_index(runtime: Runtime, model_id: str) -> AnnIndex | None:
@@ -40,7 +43,8 @@ def search_index(runtime: Runtime, model_id: str) -> AnnIndex | None:
 
 
 def update_after_embedding(runtime: Runtime, model_id: str) -> None:
-    """Bring the index up to date after vectors were stored (built when missing or stale).
+    """Bring the index up to date after vectors were stored (built when missing or stale and
+    at most ``STAGE_REBUILD_MAX`` vectors).
 
     Never waits for another process's rebuild or save, and never fails the caller: the index
     is a cache, and the next sync (or search) catches up from the database.
@@ -51,7 +55,7 @@ def update_after_embedding(runtime: Runtime, model_id: str) -> None:
     started = time.monotonic()
     try:
         with db.session_scope(runtime.sessions) as session:
-            report = index.sync(session, wait_for_lock=False)
+            report = index.sync(session, wait_for_lock=False, rebuild_max=STAGE_REBUILD_MAX)
     except (OSError, RuntimeError, ValueError, SQLAlchemyError) as exc:
         event(log, logging.WARNING, "search index update failed", error=str(exc))
         return

@@ -292,18 +292,26 @@ class AnnIndex:
     # -- sync -----------------------------------------------------------------------------
 
     def sync(
-        self, session: Session, *, wait_for_lock: bool = True, progress: Progress | None = None
+        self,
+        session: Session,
+        *,
+        wait_for_lock: bool = True,
+        progress: Progress | None = None,
+        rebuild_max: int | None = None,
     ) -> SyncReport:
         """Catch up with the database; rebuild when missing or stale; save when the delta is big.
 
         ``wait_for_lock=False`` (the daemon's hook) skips a rebuild or save another process is
-        doing instead of waiting for it.
+        doing instead of waiting for it; ``rebuild_max`` leaves a rebuild of more vectors than
+        that to a search (the daemon must not stop matching for the minutes a big build takes).
         """
         with self._lock:
             report = SyncReport()
             self._open_latest()
             if not self._usable(self.manifest) or not self._fresh(session):
-                if not self._rebuild(session, wait=wait_for_lock, progress=progress):
+                if not self._rebuild(
+                    session, wait=wait_for_lock, progress=progress, rebuild_max=rebuild_max
+                ):
                     self._forget()  # nothing stored yet, or another process is rebuilding
                     return report
                 report.rebuilt = report.saved = True
@@ -419,7 +427,14 @@ class AnnIndex:
             self._save(session, graph, meta, self.manifest.dim)
             return True
 
-    def _rebuild(self, session: Session, *, wait: bool, progress: Progress | None) -> bool:
+    def _rebuild(
+        self,
+        session: Session,
+        *,
+        wait: bool,
+        progress: Progress | None,
+        rebuild_max: int | None = None,
+    ) -> bool:
         with self._file_lock(wait=wait) as locked:
             if not locked:
                 return False
@@ -448,6 +463,8 @@ class AnnIndex:
             )
             if total == 0:
                 return False  # nothing stored by this model yet: nothing to index
+            if rebuild_max is not None and total > rebuild_max:
+                return False
             graph = self._new_graph(dim)
             meta = Rows.empty(dim).columns()
             done = 0

@@ -86,6 +86,9 @@ def test_index_is_built_saved_and_reopened_without_rebuilding(database, tmp_path
     add_articles(url, vectors)
     seen: list[tuple[int, int]] = []
     index = AnnIndex(tmp_path / "idx", "m1")
+    skipped = _sync(index, sessions, wait_for_lock=False, rebuild_max=399)  # the daemon's hook
+    assert not skipped.rebuilt and not (tmp_path / "idx" / "manifest.json").exists()
+    assert index.search(vectors[0], limit=3) == []
     report = _sync(index, sessions, progress=lambda done, total: seen.append((done, total)))
     assert report.rebuilt
     assert seen[-1] == (400, 400)
