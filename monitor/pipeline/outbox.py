@@ -27,10 +27,11 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from monitor.config import TopicConfig
+from monitor.domain import AlertPayload, DeliveryStatus
 from monitor.pipeline import clock
 from monitor.pipeline.runtime import Runtime
 from monitor.store import outbox
-from monitor.store.models import Article, Delivery, Match, Story, Topic
+from monitor.store.models import Article, Delivery, Match, Topic
 
 
 def enqueue_alerts(
@@ -54,7 +55,7 @@ def enqueue_alerts(
     now = clock.now(runtime)
     joined = assign_story(session, runtime, match, article, vector, now)
     if joined and not spec.realert_on_story_update:
-        match.alerted = False
+        outbox.mark_not_alerted(session, match)
         return []
     return _write_deliveries(session, runtime, spec, topic, match, article, now, update=joined)
 
@@ -76,28 +77,22 @@ def _write_deliveries(
         channel = channels.get(name)
         if channel is None:
             continue
-        status = outbox.PENDING
+        status = DeliveryStatus.PENDING
         if channel.mode == "digest" or _over_budget(session, spec, topic, name, now):
-            status = outbox.QUEUED_DIGEST
-        delivery = Delivery(
-            match_id=match.id,
-            channel=name,
-            kind="match",
-            status=status,
-            idempotency_key=f"match-{match.id}-{name}",
-            payload={
-                "article_id": article.id,
-                "topic": topic.name,
-                "score": match.score,
-                "story_id": match.story_id,
-                "story_update": update,
-            },
-            next_attempt_at=now,
-            created_at=now,
+            status = DeliveryStatus.QUEUED_DIGEST
+        payload = AlertPayload(
+            article_id=article.id,
+            topic=topic.name,
+            score=match.score,
+            story_id=match.story_id,
+            story_update=update,
         )
-        session.add(delivery)
-        session.flush()  # the next channel's budget count sees this row
-        deliveries.append(delivery)
+        # flushed by the store: the next channel's budget count sees this row
+        deliveries.append(
+            outbox.add_alert(
+                session, match_id=match.id, channel=name, status=status, payload=payload, now=now
+            )
+        )
     return deliveries
 
 
@@ -132,25 +127,9 @@ def assign_story(
     story_id = _same_link(members, article.canonical_link)
     if story_id is None and members:
         story_id = _most_similar(session, members, article, vector, cfg.story_similarity)
-    if story_id is not None:
-        story = session.get(Story, story_id)
-        if story is not None:
-            match.story_id = story.id
-            story.article_count += 1
-            story.last_seen_at = now
-            session.flush()
-            return True
-    story = Story(
-        topic_id=match.topic_id,
-        first_article_id=article.id,
-        title=article.title,
-        created_at=now,
-        last_seen_at=now,
-    )
-    session.add(story)
-    session.flush()
-    match.story_id = story.id
-    session.flush()
+    if story_id is not None and outbox.join_story(session, match, story_id, now):
+        return True
+    outbox.start_story(session, match, article, now)
     return False
 
 
