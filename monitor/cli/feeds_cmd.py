@@ -16,23 +16,13 @@ from monitor.store.models import Feed
 feeds_app = common.sub_app("List, add and remove feeds.")
 
 
-def feed_health(feed: Feed) -> str:
-    if not feed.enabled:
-        return f"disabled: {feed.disabled_reason}" if feed.disabled_reason else "disabled"
-    if feed.consecutive_errors:
-        return f"erroring ({feed.consecutive_errors}x): {feed.last_error}"
-    if feed.last_success_at is None:
-        return "new"
-    return "ok"
-
-
 def feed_row(feed: Feed) -> dict[str, Any]:
     return {
         "id": feed.id,
         "name": feed.name or feed.title,
         "url": feed.url,
         "moved_to": feed.redirect_url,
-        "health": feed_health(feed),
+        "health": feed.health_detail,
         "last_status": feed.last_status,
         "last_success": feed.last_success_at,
         "next_poll": feed.next_poll_at if feed.enabled else None,

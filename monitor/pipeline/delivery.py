@@ -58,7 +58,6 @@ from monitor.alert.schedule import quiet_until
 from monitor.config import Config
 from monitor.errors import DeliveryError, MonitorError, NotFoundError, PermanentDeliveryError
 from monitor.logs import event
-from monitor.pipeline import clock
 from monitor.pipeline.digests import build_digests
 from monitor.pipeline.health_alerts import queue_health_alerts
 from monitor.pipeline.messages import build_message, sample_message
@@ -145,7 +144,7 @@ def quiet_channels(config: Config, now: datetime) -> set[str]:
 
 
 def _claim(runtime: Runtime, blocked: set[str]) -> list[int]:
-    now = clock.now(runtime)
+    now = runtime.clock.now()
     with db.session_scope(runtime.sessions) as session:
         skip = quiet_channels(runtime.config, now) | blocked
         skip |= outbox.retrying_channels(session, now)
@@ -171,7 +170,7 @@ def _deliver(
     runtime: Runtime, delivery_id: int, channels: dict[str, Channel], blocked: set[str]
 ) -> str:
     """Send one claimed row; returns "sent", "retry", "failed" or "skipped"."""
-    now = clock.now(runtime)
+    now = runtime.clock.now()
     with db.session_scope(runtime.sessions) as session:
         row = session.get(Delivery, delivery_id)
         if row is None:
@@ -233,7 +232,7 @@ def _finish(
     error: DeliveryError | None,
     blocked: set[str],
 ) -> str:
-    now = clock.now(runtime)
+    now = runtime.clock.now()
     took = time.monotonic() - started
     with db.session_scope(runtime.sessions) as session:
         if error is None:

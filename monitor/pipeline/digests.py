@@ -21,7 +21,6 @@ from monitor.alert import render
 from monitor.alert.schedule import digest_slot
 from monitor.domain import DigestPayload
 from monitor.logs import event
-from monitor.pipeline import clock
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, outbox
 from monitor.store.models import Delivery
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def build_digests(runtime: Runtime) -> int:
     """Fold alerts queued before each channel's latest digest slot into one digest per topic."""
-    now = clock.now(runtime)
+    now = runtime.clock.now()
     built = 0
     with db.session_scope(runtime.sessions) as session:
         names = outbox.digest_channels(session)

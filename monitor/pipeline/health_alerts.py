@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from monitor.domain import NoticePayload
 from monitor.logs import event
-from monitor.pipeline import clock
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, outbox
 from monitor.store.models import Delivery, Feed
@@ -31,7 +30,7 @@ def queue_health_alerts(runtime: Runtime) -> int:
     cfg = runtime.config.delivery
     if not cfg.health_channel or cfg.health_channel not in runtime.config.enabled_channels():
         return 0
-    now = clock.now(runtime)
+    now = runtime.clock.now()
     queued = 0
     with db.session_scope(runtime.sessions) as session:
         latest = outbox.latest_health_notices(session)

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from monitor.config import TopicConfig
 from monitor.domain import AlertPayload, DeliveryStatus
-from monitor.pipeline import clock
+from monitor.embed import from_bytes
+from monitor.errors import ModelError
 from monitor.pipeline.runtime import Runtime
 from monitor.store import outbox
 from monitor.store.models import Article, Delivery, Match, Topic
@@ -52,7 +53,7 @@ def enqueue_alerts(
     spec = next((t for t in runtime.config.topics if topic and t.name == topic.name), None)
     if topic is None or spec is None:
         return []
-    now = clock.now(runtime)
+    now = runtime.clock.now()
     joined = assign_story(session, runtime, match, article, vector, now)
     if joined and not spec.realert_on_story_update:
         outbox.mark_not_alerted(session, match)
@@ -150,14 +151,14 @@ def _most_similar(
     stored = outbox.embeddings_of(session, [*ids, article.id])
     own = _unit(np.asarray(vector, dtype=np.float32)) if vector is not None else None
     if own is None and article.id in stored:
-        own = _unit(decode_vector(*stored[article.id]))
+        own = _decoded(*stored[article.id])
     if own is None:
         return None
     best_story, best = None, -math.inf
     for member in members:
         if member.article_id not in stored:
             continue
-        other = _unit(decode_vector(*stored[member.article_id]))
+        other = _decoded(*stored[member.article_id])
         if other is None or other.shape != own.shape:
             continue
         score = float(np.dot(own, other))
@@ -166,10 +167,12 @@ def _most_similar(
     return best_story if best >= threshold else None
 
 
-def decode_vector(dim: int, raw: bytes) -> np.ndarray:
-    """Embedding bytes as float32 (or float64 when that is what was stored)."""
-    dtype = np.float64 if len(raw) == dim * 8 else np.float32
-    return np.frombuffer(raw, dtype=dtype).astype(np.float32)
+def _decoded(dim: int, raw: bytes) -> np.ndarray | None:
+    """A stored vector as a unit vector; None when it is zero or not ``dim`` long (corrupt)."""
+    try:
+        return _unit(from_bytes(raw, dim))
+    except ModelError:
+        return None
 
 
 def _unit(vec: np.ndarray) -> np.ndarray | None:

@@ -37,6 +37,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from monitor.clock import utcnow
 from monitor.domain import DeliveryKind, DeliveryStatus
 
 NAMING = {
@@ -49,10 +50,6 @@ NAMING = {
 
 
 E = TypeVar("E", bound=StrEnum)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -156,6 +153,28 @@ class Feed(Base):
     @classmethod
     def _label_expression(cls) -> ColumnElement[str]:
         return func.coalesce(func.nullif(cls.name, ""), func.nullif(cls.title, ""), cls.url)
+
+    @property
+    def health(self) -> str:
+        """``ok`` / ``new`` / ``erroring`` / ``disabled``: the one-word state the API, the web
+        page and metrics show; :attr:`health_detail` adds the why for ``feeds list``."""
+        if not self.enabled:
+            return "disabled"
+        if self.consecutive_errors:
+            return "erroring"
+        if self.last_success_at is None:
+            return "new"
+        return "ok"
+
+    @property
+    def health_detail(self) -> str:
+        """:attr:`health` with its reason: ``erroring (3x): HTTP 500``, ``disabled: gone``."""
+        state = self.health
+        if state == "disabled" and self.disabled_reason:
+            return f"disabled: {self.disabled_reason}"
+        if state == "erroring":
+            return f"erroring ({self.consecutive_errors}x): {self.last_error}"
+        return state
 
 
 class Article(Base):

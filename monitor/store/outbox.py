@@ -403,15 +403,14 @@ def embeddings_of(session: Session, article_ids: Collection[int]) -> dict[int, t
 def story_sources(session: Session, story_id: int, exclude_match: int) -> list[str]:
     """Display names of the feeds that reported a story, oldest first (for "also reported by")."""
     rows = session.execute(
-        select(Feed.name, Feed.title, Feed.url)
+        select(Feed.label)
         .join(Article, Article.feed_id == Feed.id)
         .join(Match, Match.article_id == Article.id)
         .where(Match.story_id == story_id, Match.id != exclude_match)
         .order_by(Match.id)
     )
     names: list[str] = []
-    for name, title, url in rows:
-        label = name or title or url
+    for (label,) in rows:
         if label not in names:
             names.append(label)
     return names
