@@ -10,6 +10,7 @@ import typer
 from monitor.cli import common
 from monitor.config import Config, locate
 from monitor.feeds.discover import discover
+from monitor.redact import redact_text, redact_url
 from monitor.store import db, queries, read_models
 from monitor.store.models import Feed
 
@@ -20,9 +21,9 @@ def feed_row(feed: Feed) -> dict[str, Any]:
     return {
         "id": feed.id,
         "name": feed.name or feed.title,
-        "url": feed.url,
-        "moved_to": feed.redirect_url,
-        "health": feed.health_detail,
+        "url": redact_url(feed.url),
+        "moved_to": redact_url(feed.redirect_url) if feed.redirect_url else None,
+        "health": redact_text(feed.health_detail),
         "last_status": feed.last_status,
         "last_success": feed.last_success_at,
         "next_poll": feed.next_poll_at if feed.enabled else None,

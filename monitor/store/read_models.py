@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from monitor.config import parse_duration
 from monitor.errors import NotFoundError
-from monitor.redact import redact_text
+from monitor.redact import redact_text, redact_url
 from monitor.store import matches
 from monitor.store.models import (
     Article,
@@ -375,11 +375,11 @@ def list_feed_health(session: Session) -> list[dict[str, Any]]:
     return [
         {
             "id": f.id,
-            "name": f.label,
-            "url": f.url,
+            "name": redact_text(f.label),
+            "url": redact_url(f.url),
             "state": f.health,
             "consecutive_errors": f.consecutive_errors,
-            "last_error": f.last_error,
+            "last_error": redact_text(f.last_error) if f.last_error else None,
             "last_status": f.last_status,
             "last_success": f.last_success_at,
             "next_poll": f.next_poll_at if f.enabled else None,
