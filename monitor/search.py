@@ -11,7 +11,7 @@ from monitor.embed import QUERY, model_id_for, uses_e5_prefixes
 from monitor.errors import MonitorError
 from monitor.logs import event
 from monitor.pipeline import indexing
-from monitor.pipeline.matching import EMBEDDER_KEY, get_embedder
+from monitor.pipeline.matching import get_embedder
 from monitor.pipeline.runtime import Runtime
 from monitor.store import annindex, db, read_models
 from monitor.store.annindex import Filters, Progress
@@ -19,17 +19,13 @@ from monitor.store.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
-INDEX_KEY = "vector_index"
-__all__ = ["EMBEDDER_KEY", "INDEX_KEY"]
-
 
 def vector_index(runtime: Runtime, model_id: str) -> VectorIndex:
     """The exact in-memory scan used when ``search.index_dir = ""`` (no persistent index)."""
-    key = f"{INDEX_KEY}:{model_id}"
-    if key not in runtime.resources:
-        runtime.resources[key] = VectorIndex(model_id, None, 2.0, write_cache=False)
-    index: VectorIndex = runtime.resources[key]
-    return index
+    indexes = runtime.resources.vector_indexes
+    if model_id not in indexes:
+        indexes[model_id] = VectorIndex(model_id, None, 2.0, write_cache=False)
+    return indexes[model_id]
 
 
 # Lowest similarity `monitor search` shows by default, per model: cosine scales differ (E5

@@ -21,7 +21,6 @@ from monitor.store.annindex import AnnIndex, Progress, SyncReport, model_folder
 
 log = logging.getLogger(__name__)
 
-INDEX_KEY = "search_index"
 SEARCH_SYNC_INTERVAL_S = 1.0  # a server re-reads the database at most this often
 # the matching stage builds a missing index only up to this size (seconds of work); a bigger
 # one is built by the first search (with a progress bar) or a server's warm-up
@@ -33,13 +32,12 @@ def search_index(runtime: Runtime, model_id: str) -> AnnIndex | None:
     root = runtime.config.search_index_root()
     if root is None:
         return None
-    key = f"{INDEX_KEY}:{model_id}"
-    if key not in runtime.resources:
-        runtime.resources[key] = AnnIndex(
+    indexes = runtime.resources.search_indexes
+    if model_id not in indexes:
+        indexes[model_id] = AnnIndex(
             root / model_folder(model_id), model_id, runtime.config.search.index_dtype
         )
-    index: AnnIndex = runtime.resources[key]
-    return index
+    return indexes[model_id]
 
 
 def update_after_embedding(runtime: Runtime, model_id: str) -> None:
@@ -67,14 +65,14 @@ def sync_for_search(
 ) -> SyncReport:
     """Catch the index up before a search; with ``throttle`` (a long-lived server) at most once
     a second, so a burst of searches reads the database once."""
-    last_key = f"{INDEX_KEY}:last-sync:{index.model_id}"
+    synced_at = runtime.resources.search_synced_at
     now = time.monotonic()
-    if throttle and now - runtime.resources.get(last_key, -1e9) < SEARCH_SYNC_INTERVAL_S:
+    if throttle and now - synced_at.get(index.model_id, -1e9) < SEARCH_SYNC_INTERVAL_S:
         return SyncReport()
     started = time.monotonic()
     with db.session_scope(runtime.sessions) as session:
         report = index.sync(session, progress=progress)
-    runtime.resources[last_key] = time.monotonic()
+    synced_at[index.model_id] = time.monotonic()
     _log(report, index, started)
     return report
 

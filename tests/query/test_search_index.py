@@ -87,7 +87,8 @@ def test_index_is_built_saved_and_reopened_without_rebuilding(database, tmp_path
     seen: list[tuple[int, int]] = []
     index = AnnIndex(tmp_path / "idx", "m1")
     skipped = _sync(index, sessions, wait_for_lock=False, rebuild_max=399)  # the daemon's hook
-    assert not skipped.rebuilt and not (tmp_path / "idx" / "manifest.json").exists()
+    assert not skipped.rebuilt
+    assert not (tmp_path / "idx" / "manifest.json").exists()
     assert index.search(vectors[0], limit=3) == []
     report = _sync(index, sessions, progress=lambda done, total: seen.append((done, total)))
     assert report.rebuilt
@@ -293,10 +294,10 @@ def test_matching_stage_updates_the_index_and_search_filters_by_topic_and_feed(
     file or under the data folder for PostgreSQL; search then filters by topic and feed."""
     from monitor.pipeline import indexing
     from monitor.pipeline.matching import embed_stored
-    from monitor.search import EMBEDDER_KEY, search_articles
+    from monitor.search import search_articles
 
     rt = env_any.runtime
-    rt.resources[EMBEDDER_KEY] = embedder
+    rt.resources.embedder = embedder
     root = rt.config.search_index_root()
     assert root is not None
     assert not root.exists()
