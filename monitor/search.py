@@ -76,7 +76,11 @@ def search_articles(
     floor = default_min_score(runtime.config.model.name) if min_score is None else min_score
     index = indexing.search_index(runtime, embedder.model_id)
     if index is not None:
-        indexing.sync_for_search(runtime, index, throttle=not one_shot, progress=progress)
+        try:
+            indexing.sync_for_search(runtime, index, throttle=not one_shot, progress=progress)
+        except OSError as exc:  # e.g. an index folder this user cannot write: scan instead
+            event(log, logging.WARNING, "search index unusable; exact scan", error=str(exc))
+            index = None
     with db.session_scope(runtime.sessions) as session:
         feed_ids, article_ids = annindex.resolve_filters(session, topic=topic, feed=feed)
         if index is not None:

@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, update
 from monitor.store import annindex, db
 from monitor.store.annindex import AnnIndex, Filters
 from monitor.store.models import Article, Embedding, Feed, Match, Topic
+from tests.query.data import store_real_vectors
 
 DIM = 16
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -319,3 +320,21 @@ def test_matching_stage_updates_the_index_and_search_filters_by_topic_and_feed(
     dunia = search_articles(rt, "troops", feed="Berita Dunia", limit=50, min_score=-1.0)
     assert dunia
     assert {r["source"] for r in dunia} == {"Berita Dunia"}
+
+
+@pytest.mark.parametrize("index_dir", ["", "not-a-folder"])
+def test_search_without_a_usable_index_scans_exactly(env, embedder, index_dir) -> None:
+    """`search.index_dir = ""`, or a folder that cannot be created: the exact scan answers."""
+    from monitor.config import SearchConfig
+    from monitor.search import search_articles
+
+    rt = env.runtime
+    (env.config_path.parent / "not-a-folder").write_text("a file, not a folder")
+    rt.config = rt.config.model_copy(update={"search": SearchConfig(index_dir=index_dir)})
+    rt.resources.embedder = embedder
+    store_real_vectors(rt.sessions, embedder)
+    rows = search_articles(rt, "troops sent to Russia", limit=3, min_score=-1.0, one_shot=True)
+    assert rows[0]["title"].startswith("North Korea sends")
+    assert not rt.resources.search_indexes or index_dir
+    indonesian = search_articles(rt, "troops", lang="id", feed="World Desk", min_score=-1.0)
+    assert [r["language"] for r in indonesian] == ["id"]
