@@ -163,6 +163,12 @@ class _Poller:
         return self.runtime.stop.is_set() or late
 
     async def _poll_one(self, fetcher: Fetcher, feed: FeedRef) -> None:
+        try:
+            await self._poll_one_inner(fetcher, feed)
+        finally:  # a run over 10,000 feeds holds nothing per feed once it is done
+            self._start_by.pop(feed.id, None)
+
+    async def _poll_one_inner(self, fetcher: Fetcher, feed: FeedRef) -> None:
         if self.runtime.stop.is_set():
             await self._db(self._release, feed)
             return
