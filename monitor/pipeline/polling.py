@@ -35,8 +35,7 @@ from monitor.feeds.language import detect_language
 from monitor.feeds.parse import ParserPool
 from monitor.logs import event
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db
-from monitor.store import polling as store
+from monitor.store import db, polling
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ PARSER_POOL = "feeds.parser_pool"
 BATCHES_IN_FLIGHT = 8  # claim this many times `concurrency` feeds at once
 WRITE_BATCH = 100  # most feed results written in one transaction
 T = TypeVar("T")
-_Write = tuple[FeedRef, "store.PollOutcome", ParsedFeed | None, "asyncio.Future[int]"]
+_Write = tuple[FeedRef, "polling.PollOutcome", ParsedFeed | None, "asyncio.Future[int]"]
 
 
 @dataclass
@@ -79,7 +78,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _write_kind(outcome: store.PollOutcome) -> str:
+def _write_kind(outcome: polling.PollOutcome) -> str:
     """How a result is written: ``not_modified`` (a 304: only scheduling columns change) and
     ``success`` (a body fetched and parsed) in one batched UPDATE each; ``other`` (errors,
     permanent redirects, 410) row by row."""
@@ -89,9 +88,9 @@ def _write_kind(outcome: store.PollOutcome) -> str:
 
 
 def _feed_entries(
-    feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None
-) -> store.FeedEntries:
-    return store.FeedEntries(
+    feed: FeedRef, outcome: polling.PollOutcome, parsed: ParsedFeed | None
+) -> polling.FeedEntries:
+    return polling.FeedEntries(
         feed_id=feed.id,
         entries=parsed.entries if parsed is not None else (),
         is_history=not feed.has_succeeded,
@@ -143,7 +142,7 @@ class _Poller:
 
     def _claim(self) -> list[FeedRef]:
         with db.session_scope(self.runtime.sessions) as session:
-            feeds = store.claim_due(
+            feeds = polling.claim_due(
                 session,
                 self.runtime.worker_id,
                 now=_now(),
@@ -223,7 +222,7 @@ class _Poller:
         parsed: ParsedFeed | None,
         error: str,
         now: datetime,
-    ) -> store.PollOutcome:
+    ) -> polling.PollOutcome:
         if error:
             return self._failure_outcome(
                 feed,
@@ -238,7 +237,7 @@ class _Poller:
         next_at = schedule.next_poll_after_success(
             now, bounds, ttl_s=ttl_s, max_age_s=result.max_age_s, spread=not feed.has_succeeded
         )
-        return store.PollOutcome(
+        return polling.PollOutcome(
             now=now,
             status=result.status,
             next_poll_at=next_at,
@@ -261,17 +260,17 @@ class _Poller:
         *,
         retry_after_s: float | None,
         gone: bool = False,
-    ) -> store.PollOutcome:
+    ) -> polling.PollOutcome:
         bounds = schedule.Bounds.from_config(self.cfg, feed.interval_s)
         next_at = schedule.next_poll_after_error(
             now, bounds, feed.consecutive_errors + 1, retry_after_s=retry_after_s
         )
-        return store.PollOutcome(
+        return polling.PollOutcome(
             now=now, status=status, next_poll_at=next_at, error=error, gone=gone
         )
 
     async def _write(
-        self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None
+        self, feed: FeedRef, outcome: polling.PollOutcome, parsed: ParsedFeed | None
     ) -> int:
         """Queue one feed's result for the database thread; return how many articles it stored.
 
@@ -297,7 +296,7 @@ class _Poller:
                     done.set_result(result)
 
     def _store_many(
-        self, items: list[tuple[FeedRef, store.PollOutcome, ParsedFeed | None]]
+        self, items: list[tuple[FeedRef, polling.PollOutcome, ParsedFeed | None]]
     ) -> list[int | Exception]:
         try:
             with db.session_scope(self.runtime.sessions) as session:
@@ -318,12 +317,12 @@ class _Poller:
                 results.append(exc)
         return results
 
-    def _store(self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None) -> int:
+    def _store(self, feed: FeedRef, outcome: polling.PollOutcome, parsed: ParsedFeed | None) -> int:
         with db.session_scope(self.runtime.sessions) as session:
             return self._store_in(session, [(feed, outcome, parsed)])[0]
 
     def _store_in(
-        self, session: Session, items: list[tuple[FeedRef, store.PollOutcome, ParsedFeed | None]]
+        self, session: Session, items: list[tuple[FeedRef, polling.PollOutcome, ParsedFeed | None]]
     ) -> list[int]:
         """Write a batch of results in the caller's transaction; articles stored per item.
 
@@ -332,28 +331,28 @@ class _Poller:
         feeds the ORM's per-row load and flush was most of the main process's CPU."""
         owner = self.runtime.worker_id
         kinds = [_write_kind(o) for _f, o, _p in items]
-        by_kind: dict[str, list[tuple[int, store.PollOutcome]]] = {}
+        by_kind: dict[str, list[tuple[int, polling.PollOutcome]]] = {}
         for (feed, outcome, _p), kind in zip(items, kinds, strict=True):
             by_kind.setdefault(kind, []).append((feed.id, outcome))
-        store.record_not_modified_many(session, owner, by_kind.get("not_modified", []))
-        store.record_success_many(session, owner, by_kind.get("success", []))
+        polling.record_not_modified_many(session, owner, by_kind.get("not_modified", []))
+        polling.record_success_many(session, owner, by_kind.get("success", []))
         with_entries = [i for i, (_f, _o, p) in enumerate(items) if p is not None and p.entries]
-        stored = store.store_entries_many(
+        stored = polling.store_entries_many(
             session,
             [_feed_entries(*items[i]) for i in with_entries],
             detect_language=detect_language,
         )
         counts = dict(zip(with_entries, stored, strict=True))
         for feed_id, outcome in by_kind.get("other", []):  # errors, redirects, 410: rare
-            store.record_outcome(session, feed_id, owner, outcome)
+            polling.record_outcome(session, feed_id, owner, outcome)
         return [counts.get(i, 0) for i in range(len(items))]
 
     def _release(self, feed: FeedRef) -> None:
         with db.session_scope(self.runtime.sessions) as session:
-            store.release(session, [feed.id], self.runtime.worker_id)
+            polling.release(session, [feed.id], self.runtime.worker_id)
 
     def _account(
-        self, feed: FeedRef, result: FetchResult, outcome: store.PollOutcome, stored: int
+        self, feed: FeedRef, result: FetchResult, outcome: polling.PollOutcome, stored: int
     ) -> None:
         report = self.report
         report.feeds_polled += 1
