@@ -96,6 +96,8 @@ def _feed_entries(
         is_history=not feed.has_succeeded,
         fetched_at=outcome.now,
         full_text=feed.full_text,
+        # articles are stored only in the transaction that records a feed's first success
+        known_empty=not feed.has_succeeded,
     )
 
 

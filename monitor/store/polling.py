@@ -279,6 +279,10 @@ class FeedEntries:
     is_history: bool
     fetched_at: datetime
     full_text: bool = False
+    # the caller knows the feed has no stored article yet (its first successful poll): the
+    # per-feed key lookup is skipped (ON CONFLICT still refuses a duplicate key); at 10,000
+    # newly imported feeds that lookup was ~8% of the main process's CPU
+    known_empty: bool = False
 
 
 def store_entries(
@@ -318,7 +322,7 @@ def store_entries_many(
     )
     counts = []
     for item in items:
-        fresh = _unseen(session, item.feed_id, item.entries, seen_links)
+        fresh = _unseen(session, item, seen_links)
         counts.append(_insert(session, statement, item, fresh, detect_language))
     return counts
 
@@ -388,21 +392,24 @@ def _known_links(session: Session, links: set[str]) -> set[str]:
     return known
 
 
-def _unseen(
-    session: Session, feed_id: int, entries: Sequence[Entry], seen_links: set[str]
-) -> list[Entry]:
-    """Drop entries whose key (in this feed) or canonical link (in ``seen_links``: stored
-    anywhere, or taken by an earlier entry of this call) is already stored; add the links of
-    the entries kept to ``seen_links``."""
+def _known_keys(session: Session, feed_id: int, entries: Sequence[Entry]) -> set[str]:
     keys = list({_key(e) for e in entries})
-    known_keys: set[str] = set()
+    known: set[str] = set()
     for at in range(0, len(keys), LOOKUP_CHUNK):
         query = select(_ARTICLES.c.entry_key).where(
             _ARTICLES.c.feed_id == feed_id, _ARTICLES.c.entry_key.in_(keys[at : at + LOOKUP_CHUNK])
         )
-        known_keys.update(session.execute(query).scalars())
+        known.update(session.execute(query).scalars())
+    return known
+
+
+def _unseen(session: Session, item: FeedEntries, seen_links: set[str]) -> list[Entry]:
+    """Drop entries whose key (in this feed) or canonical link (in ``seen_links``: stored
+    anywhere, or taken by an earlier entry of this call) is already stored; add the links of
+    the entries kept to ``seen_links``."""
+    known_keys = set() if item.known_empty else _known_keys(session, item.feed_id, item.entries)
     fresh = []
-    for entry in entries:
+    for entry in item.entries:
         key, link = _key(entry), _link(entry)
         if key in known_keys or (link and link in seen_links):
             continue

@@ -192,3 +192,20 @@ def test_a_mixed_batch_records_each_feed_as_the_row_path_did(
     moved = feed_row(runtime, server.url("/moved"))
     assert (moved.redirect_url, moved.last_status) == (server.url("/ok0"), 304)
     assert all(row.lease_owner is None for row in (feed_row(runtime, u) for u in urls))
+
+
+def test_known_empty_skips_the_key_lookup_but_never_duplicates_a_key(
+    db_url: str, make_runtime: MakeRuntime
+) -> None:
+    """``known_empty`` is the caller's promise (a feed's first success); broken, the unique
+    key still holds: no row is stored twice."""
+    runtime = make_runtime(["http://127.0.0.1:9/a"], url=db_url)
+    feed_id = feed_row(runtime, "http://127.0.0.1:9/a").id
+    now = datetime.now(UTC)
+    entries = [_entry("k-1", "https://a.example/1"), _entry("k-2", ""), _entry("k-2", "")]
+    first = store.FeedEntries(feed_id, entries, True, now, known_empty=True)
+    with db.session_scope(runtime.sessions) as session:
+        assert store.store_entries_many(session, [first]) == [2]
+    with db.session_scope(runtime.sessions) as session:
+        store.store_entries_many(session, [first])  # the promise broken
+    assert sorted(a.entry_key for a in articles(runtime)) == ["k-1", "k-2"]
