@@ -278,8 +278,8 @@ def to_bytes(vector: np.ndarray) -> bytes:
 
 
 def from_bytes(data: bytes, dim: int) -> np.ndarray:
-    """Inverse of :func:`to_bytes`."""
-    vector = np.frombuffer(data, dtype="<f4")
+    """Inverse of :func:`to_bytes`; also reads vectors stored as float64 by early versions."""
+    vector = np.frombuffer(data, dtype="<f8" if len(data) == dim * 8 else "<f4")
     if vector.shape[0] != dim:
         raise ModelError(f"stored vector has {vector.shape[0]} values, expected {dim}")
     return vector.astype(np.float32)

@@ -240,7 +240,7 @@ def test_topic_cache_survives_a_rolled_back_session(runtime: Runtime) -> None:
 def test_topic_cache_holds_plain_values_only(runtime: Runtime) -> None:
     with db.session_scope(runtime.sessions) as session:
         stage.topic_models(runtime, session)
-    cached = runtime.resources[stage.TOPICS_KEY]
+    cached = runtime.resources.topics
     refs = [ref for ref, _ in cached.models]
     assert [type(ref) for ref in refs] == [stage.TopicRef]
     assert refs[0].name == "alliance"
