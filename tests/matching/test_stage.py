@@ -172,10 +172,10 @@ def test_feedback_makes_the_topic_use_judged_articles(runtime: Runtime) -> None:
         article = session.get(Article, aid)
         assert article is not None
         vec = stage.ensure_vectors(session, stage.get_embedder(runtime), [article], 128)[0][aid]
-    from monitor import match
+    from monitor import scoring
 
     text = "\n".join(ON_TOPIC)
-    assert match.score_one(after, text, vec).score < match.score_one(before, text, vec).score
+    assert scoring.score_one(after, text, vec).score < scoring.score_one(before, text, vec).score
 
 
 @pytest.mark.postgres
