@@ -209,9 +209,7 @@ class FeedConfig(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f'expected an http(s) URL, got "{value}"')
-        return value
+        return _http_url(value)
 
     @field_validator("language")
     @classmethod
@@ -396,9 +394,7 @@ class ApiConfig(_Section):
     @field_validator("public_url")
     @classmethod
     def _public_http_url(cls, value: str) -> str:
-        if value and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f'expected an http(s) URL, got "{value}"')
-        return value.rstrip("/")
+        return _http_url(value).rstrip("/") if value else value
 
     @model_validator(mode="after")
     def _public_url_needs_token(self) -> ApiConfig:
@@ -894,3 +890,10 @@ def sqlite_path(url: str) -> str | None:
     if not path or path == ":memory:" or path.startswith("file:"):
         return None
     return path
+
+
+def _http_url(value: str) -> str:
+    """``value`` when it is an http(s) URL with a host; else the ValueError pydantic reports."""
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f'expected an http(s) URL, got "{value}"')
+    return value

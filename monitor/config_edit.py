@@ -112,7 +112,7 @@ def _splice(original: str, rendered: str) -> str | None:
     found as the latest line start, within the common prefix, whose rest of the original ends
     the rendering.
     """
-    start = _common_prefix(original, rendered)
+    start = len(os.path.commonprefix([original, rendered]))  # noqa: RUF071 (characters, not paths)
     start = original.rfind("\n", 0, start) + 1 if start < len(original) else start
     while start > 0 and not rendered.endswith(original[start:]):
         start = original.rfind("\n", 0, start - 1) + 1
@@ -129,15 +129,6 @@ def _splice(original: str, rendered: str) -> str | None:
     lead = "" if not before or before.endswith("\n\n") else "\n"
     trail = "\n" if not after or after.startswith("\n") else "\n\n"
     return before + lead + block + trail + after
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def validate(text: str, config_path: Path) -> Config:

@@ -116,16 +116,7 @@ def list_matches(session: Session, flt: MatchFilter) -> tuple[list[dict[str, Any
     (half the time of the entity version on a 1M-article database).
     """
     limit = max(1, min(flt.limit, MAX_LIMIT))
-    stmt = (
-        select(*_LISTING_COLUMNS)
-        .join(Article, Article.id == Match.article_id)
-        .join(Topic, Topic.id == Match.topic_id)
-        .join(Feed, Feed.id == Article.feed_id)
-        .outerjoin(
-            Feedback,
-            and_(Feedback.article_id == Match.article_id, Feedback.topic_id == Match.topic_id),
-        )
-    )
+    stmt = match_select(Match.semantic_score, Article.language)
     if flt.topic:
         stmt = stmt.where(Match.topic_id == _resolve_topic_id(session, flt.topic))
     if flt.feed:
@@ -166,21 +157,34 @@ def feed_ids_tagged(session: Session, tag: str) -> list[int]:
     return [fid for fid, tags in rows if wanted in {str(t).casefold() for t in tags or ()}]
 
 
-_LISTING_COLUMNS = (
+_MATCH_COLUMNS = (
     Match.id.label("match_id"),
     Match.article_id,
-    Match.published_at,
-    Match.score,
-    Match.semantic_score,
-    Match.explanation,
     Match.story_id,
+    Match.score,
+    Match.explanation,
+    Match.published_at,
     Article.title,
     Article.link,
-    Article.language,
     Topic.name.label("topic"),
     Feed.label.label("source"),
     Feedback.relevant,
 )
+
+
+def match_select(*extra: Any) -> Any:
+    """Matches with their article, topic, source and judgement (plus ``extra`` columns): the
+    one join every match listing (CLI, API, web page, Atom feed, judgement page) starts from."""
+    return (
+        select(*_MATCH_COLUMNS, *extra)
+        .join(Article, Article.id == Match.article_id)
+        .join(Topic, Topic.id == Match.topic_id)
+        .join(Feed, Feed.id == Article.feed_id)
+        .outerjoin(
+            Feedback,
+            and_(Feedback.article_id == Match.article_id, Feedback.topic_id == Match.topic_id),
+        )
+    )
 
 
 def _match_row(row: Any) -> dict[str, Any]:
