@@ -225,6 +225,9 @@ class Match(Base):
         Index("ix_matches_topic_id_published_at", "topic_id", "published_at"),
         Index("ix_matches_published_at", "published_at"),
         Index("ix_matches_story_id", "story_id"),
+        # the web app's matches page sorted by score, with or without a topic (keyset pages)
+        Index("ix_matches_topic_id_score", "topic_id", "score"),
+        Index("ix_matches_score", "score"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
