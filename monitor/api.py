@@ -324,7 +324,9 @@ def create_app(
         detail = f"a number in the request is out of range (ids go up to {MAX_ID})"
         return JSONResponse({"detail": detail}, status_code=400)
 
-    @app.get("/api/matches", dependencies=auth, summary="Matches, newest first (keyset pages)")
+    @app.get(
+        "/api/matches", dependencies=auth, summary="Matches, newest (or best) first, keyset pages"
+    )
     def api_matches(
         s: DbSession,
         topic: str | None = None,
@@ -336,8 +338,14 @@ def create_app(
         lang: str | None = None,
         limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50,
         cursor: str | None = None,
+        alerted: bool | None = None,
+        judged: bool | None = None,
+        sort: Annotated[str, Query(pattern="^(time|score)$")] = "time",
     ) -> dict[str, Any]:
         flt = search.MatchFilter(
+            alerted=alerted,
+            judged=judged,
+            sort=sort,
             topic=topic,
             since=_when(since, "since"),
             until=_when(until, "until"),
