@@ -109,7 +109,7 @@ def test_the_reader_session_cannot_pass_for_an_admin_one(make_client) -> None:
 
 def test_read_token_needs_the_admin_token_and_must_differ(tmp_path) -> None:
     path = tmp_path / "config.toml"
-    with pytest.raises(ConfigError, match="read_token needs api.token"):
+    with pytest.raises(ConfigError, match=r"read_token needs api\.token"):
         parse_config('[api]\nread_token = "r"\n', path)
     with pytest.raises(ConfigError, match="must differ"):
         parse_config('[api]\ntoken = "same"\nread_token = "same"\n', path)
