@@ -9,7 +9,8 @@ import typer
 from monitor.cli import common
 from monitor.config import Config
 from monitor.pipeline import subscriptions
-from monitor.store import db, queries, search
+from monitor.redact import redact_url
+from monitor.store import db, queries, read_models
 from monitor.store.models import Feed
 
 feeds_app = common.sub_app("List, add and remove feeds.")
@@ -29,8 +30,8 @@ def feed_row(feed: Feed) -> dict[str, Any]:
     return {
         "id": feed.id,
         "name": feed.name or feed.title,
-        "url": feed.url,
-        "moved_to": feed.redirect_url,
+        "url": redact_url(feed.url),
+        "moved_to": redact_url(feed.redirect_url) if feed.redirect_url else None,
         "health": feed_health(feed),
         "last_status": feed.last_status,
         "last_success": feed.last_success_at,
@@ -54,7 +55,7 @@ def list_(
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         feeds = queries.list_feeds(session)
         if tag:
-            tagged = set(search.feed_ids_tagged(session, tag))
+            tagged = set(read_models.feed_ids_tagged(session, tag))
             feeds = [f for f in feeds if f.id in tagged]
         rows = [feed_row(f) for f in feeds]
     columns = ["id", "name", "health", "last_success", "next_poll", "tags", "url"]

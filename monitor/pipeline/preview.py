@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from monitor import match
+from monitor import scoring
 from monitor.config import TopicConfig
 from monitor.embed import exemplar_encoder
 from monitor.pipeline import matching as stage
 from monitor.pipeline.runtime import Runtime
-from monitor.store import matching as store
+from monitor.store import matches as store
 
 PREVIEW_LIMIT = 50_000
 
@@ -48,16 +48,18 @@ def stored_articles(runtime: Runtime, session: Session, since: datetime) -> Stor
     return StoredArticles(articles, [stage.full_text(a) for a in articles], matrix)
 
 
-def score(runtime: Runtime, model: match.TopicModel, stored: StoredArticles) -> list[match.Verdict]:
+def score(
+    runtime: Runtime, model: scoring.TopicModel, stored: StoredArticles
+) -> list[scoring.Verdict]:
     """Every stored article's verdict for one topic model."""
     params = stage.scoring_params(runtime.config)
-    return match.score_many(model, stored.texts, stored.matrix, params)
+    return scoring.score_many(model, stored.texts, stored.matrix, params)
 
 
-def build_unsaved(runtime: Runtime, spec: TopicConfig) -> match.TopicModel:
+def build_unsaved(runtime: Runtime, spec: TopicConfig) -> scoring.TopicModel:
     """The scoring model of a topic that is not in the config (yet)."""
     embedder = stage.get_embedder(runtime)
-    return match.build_topic(
+    return scoring.build_topic(
         spec,
         exemplar_encoder(embedder),
         base_dir=runtime.config.base_dir,

@@ -1,7 +1,7 @@
 """Read-side queries only the web app's pages need: a match with its story and judgements,
 a topic's matches by day and score spread, and the choices of the filter form.
 
-The matches list itself is :func:`monitor.store.search.list_matches`, shared with
+The matches list itself is :func:`monitor.store.read_models.list_matches`, shared with
 ``GET /api/matches`` and ``monitor matches``. Plain dicts, like the rest of the read side.
 """
 

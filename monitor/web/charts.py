@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-WIDTH, HEIGHT = 720, 180
-PAD_LEFT, PAD_BOTTOM, PAD_TOP = 34, 22, 8
+WIDTH, HEIGHT = 960, 220
+PAD_LEFT, PAD_BOTTOM, PAD_TOP = 40, 26, 10
+EPSILON = 1e-9  # 0.45 / 0.05 is 8.999...: a score on a bin edge belongs to the bin above
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,12 @@ def by_day(days: Sequence[tuple[date, int, int]]) -> Chart:
 def histogram(scores: Sequence[float], threshold: float, width: float = 0.05) -> Chart:
     """Scores in ``width`` bins from the lowest of scores and threshold up to the highest; the
     threshold is a vertical line."""
-    low = math.floor(min([*scores, threshold]) / width)
-    high = math.floor(max([*scores, threshold]) / width) + 1
+    low = math.floor(min([*scores, threshold]) / width + EPSILON)
+    high = math.floor(max([*scores, threshold]) / width + EPSILON) + 1
     edges = [round(k * width, 4) for k in range(low, high + 1)]
     counts = [0] * (len(edges) - 1)
     for score in scores:
-        counts[min(math.floor(score / width) - low, len(counts) - 1)] += 1
+        counts[min(math.floor(score / width + EPSILON) - low, len(counts) - 1)] += 1
     labels = [f"{a:.2f} to {b:.2f}: {n}" for a, b, n in zip(edges, edges[1:], counts, strict=False)]
     every = max(1, math.ceil(len(counts) / 8))
     ticks = [f"{a:.2f}" if i % every == 0 else "" for i, a in enumerate(edges[:-1])]

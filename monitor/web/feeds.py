@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import MonitorError
 from monitor.pipeline import subscriptions
-from monitor.store import db, search
+from monitor.store import db, read_models
 from monitor.web import forms
 from monitor.web.guard import Admin, DbSession, Reader
 from monitor.web.render import page
@@ -28,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 def _render(request: Request, s: Any, status: int = 200, **outcome: Any) -> HTMLResponse:
     config = request.app.state.runtime.config
     listed = {spec.url for spec in config.feeds}
-    feeds = search.list_feed_health(s)
+    feeds = read_models.list_feed_health(s)
     for feed in feeds:
         feed["in_config"] = feed["url"] in listed
     context = {"message": "", "error": "", "url": "", "name": "", **outcome}

@@ -1,6 +1,6 @@
 """``/matches`` (the filtered list) and ``/matches/{id}`` (one match, judged in one click).
 
-The list reads through :func:`monitor.store.search.list_matches`, the same read model as
+The list reads through :func:`monitor.store.read_models.list_matches`, the same read model as
 ``GET /api/matches`` and ``monitor matches``: the filters are its :class:`MatchFilter`, the
 pages its keyset cursor, so every page is an index range scan, however deep.
 """
@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from monitor.errors import NotFoundError
-from monitor.store import db, pages, published, search
+from monitor.store import db, pages, published, read_models
 from monitor.web import forms
 from monitor.web.guard import DbSession, Reader
 from monitor.web.render import page
@@ -55,12 +55,12 @@ class Filters:
 def _until(value: str) -> str:
     """A date alone means "through that day": the day after, exclusive."""
     if len(value) == 10 and value[4] == "-":
-        parsed = search.parse_when(value)
+        parsed = read_models.parse_when(value)
         return (parsed + timedelta(days=1)).isoformat() if parsed else ""
     return value
 
 
-def to_match_filter(f: Filters, cursor: str) -> search.MatchFilter:
+def to_match_filter(f: Filters, cursor: str) -> read_models.MatchFilter:
     """The store filter; raises ValueError with the field's name for a bad value."""
     try:
         min_score = float(f.min_score) if f.min_score.strip() else None
@@ -69,10 +69,10 @@ def to_match_filter(f: Filters, cursor: str) -> search.MatchFilter:
     times = {}
     for name, value in (("since", f.since), ("until", _until(f.until))):
         try:
-            times[name] = search.parse_when(value.strip() or None)
+            times[name] = read_models.parse_when(value.strip() or None)
         except (ValueError, OverflowError) as exc:
             raise ValueError(f"{name}: {exc}") from None
-    return search.MatchFilter(
+    return read_models.MatchFilter(
         topic=f.topic or None,
         feed=f.feed or None,
         lang=f.lang.strip() or None,
@@ -81,7 +81,7 @@ def to_match_filter(f: Filters, cursor: str) -> search.MatchFilter:
         min_score=min_score,
         alerted={"alerted": True, "history": False}.get(f.alerted),
         judged={"judged": True, "unjudged": False}.get(f.judged),
-        sort=f.sort if f.sort in search.SORTS else "time",
+        sort=f.sort if f.sort in read_models.SORTS else "time",
         limit=f.limit if f.limit in PAGE_SIZES else PAGE_SIZES[0],
         cursor=cursor or None,
     )
@@ -108,7 +108,7 @@ def matches_page(
     items: list[dict[str, Any]] = []
     next_cursor, error = None, ""
     try:
-        items, next_cursor = search.list_matches(s, to_match_filter(f, cursor))
+        items, next_cursor = read_models.list_matches(s, to_match_filter(f, cursor))
     except (ValueError, NotFoundError) as exc:
         error = str(exc)
     return page(
@@ -139,7 +139,7 @@ def match_page(request: Request, match_id: int, _role: Reader, s: DbSession) -> 
         brief = published.match_brief(s, _match_id(match_id))
     except NotFoundError as exc:
         return page(request, "not_found.html.j2", 404, message=str(exc))
-    detail = search.article_detail(s, brief["article_id"])
+    detail = read_models.article_detail(s, brief["article_id"])
     this = next(m for m in detail["matches"] if m["match_id"] == match_id)
     others = [m for m in detail["matches"] if m["match_id"] != match_id]
     story = pages.story_articles(s, brief["story_id"], match_id) if brief["story_id"] else []
@@ -171,7 +171,7 @@ async def judge(request: Request, match_id: int, _role: Reader) -> Response:
 
     def write() -> None:
         with db.session_scope(request.app.state.runtime.sessions) as s:
-            search.record_feedback(s, match_id, relevant)
+            read_models.record_feedback(s, match_id, relevant)
 
     await run_in_threadpool(write)
     target = _back(form.get("next", ""), f"/matches/{match_id}")

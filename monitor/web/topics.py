@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import NotFoundError
-from monitor.store import pages, search
+from monitor.store import pages, read_models
 from monitor.web import charts
 from monitor.web.guard import DbSession, Reader
 from monitor.web.render import page
@@ -27,7 +27,7 @@ CHART_DAYS = (14, 30, 90)
 def topic_rows(request: Request, s: Any) -> list[dict[str, Any]]:
     """Configured topics with their stored figures (a topic removed from the config but with
     matches is listed as inactive)."""
-    stats = {t["name"]: t for t in search.list_topics(s)}
+    stats = {t["name"]: t for t in read_models.list_topics(s)}
     rows = []
     for spec in request.app.state.runtime.config.topics:
         stat = stats.pop(spec.name, {})

@@ -11,7 +11,7 @@ from html import unescape
 import pytest
 from sqlalchemy import select, update
 
-from monitor.store import db, search
+from monitor.store import db, read_models
 from monitor.store.models import Article, Feedback, Match
 from tests.query.data import HOSTILE_TITLE, NOW
 
@@ -76,7 +76,7 @@ def test_alerted_and_judged_filters(open_client, env) -> None:
     history, judged = env.seeded.matches[2], env.seeded.matches[3]
     with db.session_scope(env.runtime.sessions) as s:
         s.execute(update(Match).where(Match.id == history).values(alerted=False))
-        search.record_feedback(s, judged, False)
+        read_models.record_feedback(s, judged, False)
     assert ids(open_client.get("/matches?alerted=history").text) == [history]
     assert history not in ids(open_client.get("/matches?alerted=alerted&limit=100").text)
     assert ids(open_client.get("/matches?judged=judged").text) == [judged]

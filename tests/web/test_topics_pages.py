@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from monitor.config import load_config
 from monitor.pipeline.runtime import open_runtime
-from monitor.store import db, search
+from monitor.store import db, read_models
 from monitor.store.models import Topic
 from tests.conftest import FIXTURES
 from tests.support.httpserver import LocalServer, Reply
@@ -135,7 +135,7 @@ def test_edit_changes_the_table_in_place(open_client, env) -> None:
 
 def test_topic_page_draws_days_histogram_threshold_and_false_alarms(open_client, env) -> None:
     with db.session_scope(env.runtime.sessions) as s:
-        search.record_feedback(s, env.seeded.matches[2], False)
+        read_models.record_feedback(s, env.seeded.matches[2], False)
     html = open_client.get("/topics/alliance?days=14").text
     by_day, histogram = html.split('id="hist-h"')
     assert by_day.count("<rect ") == 14

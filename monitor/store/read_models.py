@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from monitor.config import parse_duration
 from monitor.errors import NotFoundError
-from monitor.redact import redact_text
-from monitor.store import matching
+from monitor.redact import redact_text, redact_url
+from monitor.store import matches
 from monitor.store.models import (
     Article,
     ArticleBody,
@@ -396,7 +396,7 @@ def _deliveries_by_match(session: Session, match_ids: list[int]) -> dict[int, li
 
 def record_feedback(session: Session, match_id: int, relevant: bool) -> dict[str, Any]:
     """Store (or change) a user's judgement of a match; one row per (article, topic)."""
-    row = matching.record_feedback(session, match_id, relevant)
+    row = matches.record_feedback(session, match_id, relevant)
     return {
         "match_id": row.match_id,
         "article_id": row.article_id,
@@ -424,11 +424,11 @@ def list_feed_health(session: Session) -> list[dict[str, Any]]:
     return [
         {
             "id": f.id,
-            "name": f.name or f.title or f.url,
-            "url": f.url,
+            "name": f.name or f.title or redact_url(f.url),
+            "url": redact_url(f.url),
             "state": feed_health(f),
             "consecutive_errors": f.consecutive_errors,
-            "last_error": f.last_error,
+            "last_error": redact_text(f.last_error) if f.last_error else None,
             "last_status": f.last_status,
             "last_success": f.last_success_at,
             "next_poll": f.next_poll_at if f.enabled else None,
