@@ -151,3 +151,10 @@ def filter_choices(session: Session) -> dict[str, list[Any]]:
         ],
         "languages": sorted({lang for lang in languages if lang}),
     }
+
+
+def feed_ids_with_urls(session: Session, urls: set[str]) -> set[int]:
+    """Ids of the feeds stored under these URLs (the feeds config.toml lists)."""
+    if not urls:
+        return set()
+    return set(session.scalars(select(Feed.id).where(Feed.url.in_(urls))))

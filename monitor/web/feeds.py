@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from monitor.errors import MonitorError
 from monitor.pipeline import subscriptions
-from monitor.store import db, read_models
+from monitor.store import db, pages, read_models
 from monitor.web import forms
 from monitor.web.guard import Admin, DbSession, Reader
 from monitor.web.render import page
@@ -27,10 +27,11 @@ router = APIRouter(include_in_schema=False)
 
 def _render(request: Request, s: Any, status: int = 200, **outcome: Any) -> HTMLResponse:
     config = request.app.state.runtime.config
-    listed = {spec.url for spec in config.feeds}
+    # by id: the listing masks credentials in URLs, so its URLs may not equal the config's
+    listed = pages.feed_ids_with_urls(s, {spec.url for spec in config.feeds})
     feeds = read_models.list_feed_health(s)
     for feed in feeds:
-        feed["in_config"] = feed["url"] in listed
+        feed["in_config"] = feed["id"] in listed
     context = {"message": "", "error": "", "url": "", "name": "", **outcome}
     return page(request, "feeds.html.j2", status, feeds=feeds, **context)
 

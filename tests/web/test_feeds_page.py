@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from monitor.config import load_config
 from monitor.feeds.opml import read_opml
-from monitor.store import db
+from monitor.store import db, queries
 from monitor.store.models import Feed
 from tests.conftest import FIXTURES
 from tests.support.httpserver import LocalServer, Reply
@@ -100,3 +101,23 @@ def test_export_is_opml_with_every_feed_and_tag(open_client, env) -> None:
     assert {s.url for s in listing.subscriptions} == urls(env)
     tags = {s.url: s.tags for s in listing.subscriptions}
     assert set(tags["https://seoul.example/feed?x=1&y=2"]) == {"Korea", "Asia/East", "sanctions"}
+
+
+def test_a_config_feed_offers_no_disable_button(open_client, env) -> None:
+    path = env.config_path
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '\n[[feeds]]\nurl = "https://user:secret@configured.example/rss"\n',
+        encoding="utf-8",
+    )
+    env.runtime.config = load_config(path, environ={})
+    with db.session_scope(env.runtime.sessions) as s:
+        queries.sync_config(s, env.runtime.config)
+        feed_id = s.scalar(select(Feed.id).where(Feed.url.contains("configured.example")))
+    html = open_client.get("/feeds").text
+    row = html.split(f'id="feed-{feed_id}"')[1].split("</tr>")[0]
+    assert "Disable" not in row
+    assert "secret" not in html  # the credentials are masked
+    refused = open_client.post(f"/feeds/{feed_id}/disable")
+    assert refused.status_code == 400
+    assert "delete that [[feeds]] entry" in refused.text
