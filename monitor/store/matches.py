@@ -17,7 +17,15 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.errors import MonitorError, NotFoundError
-from monitor.store.models import Article, ArticleBody, Embedding, Feedback, Match, Topic
+from monitor.store.models import (
+    Article,
+    ArticleBody,
+    Embedding,
+    Feedback,
+    FeedbackEvent,
+    Match,
+    Topic,
+)
 
 
 def _now() -> datetime:
@@ -182,6 +190,15 @@ def record_feedback(session: Session, match_id: int, relevant: bool) -> Feedback
         session.add(row)
     else:
         row.relevant, row.match_id, row.created_at = relevant, found.id, _now()
+    session.add(
+        FeedbackEvent(
+            article_id=found.article_id,
+            topic_id=found.topic_id,
+            match_id=found.id,
+            relevant=relevant,
+            created_at=row.created_at or _now(),
+        )
+    )
     session.flush()
     return row
 

@@ -298,6 +298,22 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class FeedbackEvent(Base):
+    """Every judgement as it was made, oldest first. ``feedback`` keeps the latest one per
+    (article, topic), which is what matching learns from; this is the history the web app's
+    match page shows (who changed their mind, and when)."""
+
+    __tablename__ = "feedback_events"
+    __table_args__ = (Index("ix_feedback_events_article_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"))
+    relevant: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Worker(Base):
     """A running daemon: heartbeat for /healthz, and the SQLite single-owner lock."""
 

@@ -14,7 +14,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
-from monitor.store.models import Article, Feed, Feedback, Match, Topic
+from monitor.store.models import Article, Feed, Feedback, FeedbackEvent, Match, Topic
 
 STORY_ARTICLES = 50  # a story page lists this many of its other articles
 LANGUAGE_SAMPLE = 2000  # newest matches whose languages fill the language choices
@@ -54,13 +54,13 @@ def story_articles(session: Session, story_id: int, except_match: int) -> list[d
 
 
 def judgements(session: Session, article_id: int) -> list[dict[str, Any]]:
-    """Every judgement of this article, one per topic, newest first (a judgement changed
-    later replaces the earlier one: the latest is the one matching learns from)."""
+    """Every judgement ever made of this article, for any topic, newest first (matching
+    learns from the latest per topic)."""
     rows = session.execute(
-        select(Feedback.relevant, Feedback.created_at, Feedback.match_id, Topic.name)
-        .join(Topic, Topic.id == Feedback.topic_id)
-        .where(Feedback.article_id == article_id)
-        .order_by(Feedback.created_at.desc())
+        select(FeedbackEvent.relevant, FeedbackEvent.created_at, FeedbackEvent.match_id, Topic.name)
+        .join(Topic, Topic.id == FeedbackEvent.topic_id)
+        .where(FeedbackEvent.article_id == article_id)
+        .order_by(FeedbackEvent.created_at.desc(), FeedbackEvent.id.desc())
     ).all()
     return [
         {"relevant": relevant, "when": at, "match_id": mid, "topic": topic}

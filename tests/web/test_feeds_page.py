@@ -67,6 +67,8 @@ def test_disable_keeps_history_and_config_feeds_are_refused(open_client, env) ->
     with db.session_scope(env.runtime.sessions) as s:
         assert s.get(Feed, feed_id).enabled is False
     assert open_client.post("/feeds/999999/disable").status_code == 400
+    for page in ("/feeds", "/"):  # a feed without an error shows an empty cell, not "None"
+        assert ">None<" not in open_client.get(page).text
 
 
 def test_opml_upload_imports_and_counts_what_it_skips(open_client, env) -> None:

@@ -156,6 +156,11 @@ def test_match_page_shows_story_explanation_and_judgements(open_client, env) -> 
     assert answer.headers["location"] == f"/matches/{first}"
     page = open_client.get(f"/matches/{first}").text
     assert "alliance: <strong>relevant</strong>" in page
+    open_client.post(f"/matches/{first}/judge", data={"relevant": "0"})
+    history = open_client.get(f"/matches/{first}").text.split('class="plain judgements"')[1]
+    history = history.split("</ul>")[0]
+    # both judgements, newest first: the history, not only the latest
+    assert history.index("not relevant") < history.index("<strong>relevant</strong>")
     assert open_client.get("/matches/999999").status_code == 404
 
 
