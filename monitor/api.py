@@ -54,7 +54,7 @@ from monitor.errors import ConfigError, ModelError, MonitorError, NotFoundError
 from monitor.logs import event
 from monitor.pipeline import subscriptions
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, published, read_models
+from monitor.store import db, published, queries, read_models
 from monitor.web import install as install_pages
 from monitor.web.access import (
     COOKIE,
@@ -577,23 +577,20 @@ def _health(runtime: Runtime) -> JSONResponse:
     max_age = max(config.api.heartbeat_max_age, 3 * config.polling.tick)
     try:
         with db.session_scope(runtime.sessions) as s:
-            last = read_models.last_heartbeat(s)
+            alive = queries.liveness(s, max_age)
     except Exception as exc:  # any database failure means unhealthy, with the reason shown
         # the class name only: driver messages can carry connection details
         return JSONResponse(
             {"status": "unhealthy", "database": f"error: {type(exc).__name__}"}, 503
         )
-    now = datetime.now(UTC)
-    age = (now - last).total_seconds() if last else None
-    healthy = age is not None and age <= max_age
     body = {
-        "status": "ok" if healthy else "unhealthy",
+        "status": "ok" if alive.healthy else "unhealthy",
         "database": "ok",
-        "last_tick": last.isoformat() if last else None,
-        "tick_age_s": round(age, 1) if age is not None else None,
+        "last_tick": alive.last_tick.isoformat() if alive.last_tick else None,
+        "tick_age_s": round(alive.age_s, 1) if alive.age_s is not None else None,
         "max_age_s": max_age,
     }
-    return JSONResponse(body, 200 if healthy else 503)
+    return JSONResponse(body, 200 if alive.healthy else 503)
 
 
 class _DbCollector:

@@ -503,12 +503,11 @@ class Config(_Section):
     def database_url(self) -> str:
         """The database URL with a relative SQLite path resolved against the config folder."""
         url = self.database.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and url != "sqlite:///:memory:":
-            file_part = url[len(prefix) :]
-            if file_part and not file_part.startswith("/"):
-                return prefix + str((self.base_dir / file_part).resolve())
-        return url
+        path = sqlite_path(url)
+        if path is None or path.startswith("/"):
+            return url
+        head = url[: url.index(":///") + 4]
+        return head + str((self.base_dir / path).resolve()) + url[len(head) + len(path) :]
 
     def enabled_channels(self) -> dict[str, ChannelConfig]:
         return {name: ch for name, ch in self.alerts.items() if ch.enabled}
@@ -897,3 +896,15 @@ def iter_documented_fields() -> Iterator[tuple[str, str]]:
                 yield dotted, field.description or ""
 
     yield from walk(Config, "")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (``sqlite:///data/monitor.db?x=y`` -> ``data/monitor.db``), as
+    written (relative or absolute); None for another database or an in-memory one. The one
+    place that reads a file name out of a database URL."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return path

@@ -1,7 +1,7 @@
 """web app: indexes for the matches page sorted by score; feedback_events (judgement history)
 
 Revision ID: 0005_webapp
-Revises: 0003
+Revises: 0004_structure
 Create Date: 2026-12-03 01:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_webapp"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004_structure"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

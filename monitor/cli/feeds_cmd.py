@@ -9,21 +9,11 @@ import typer
 from monitor.cli import common
 from monitor.config import Config
 from monitor.pipeline import subscriptions
-from monitor.redact import redact_url
+from monitor.redact import redact_text, redact_url
 from monitor.store import db, queries, read_models
 from monitor.store.models import Feed
 
 feeds_app = common.sub_app("List, add and remove feeds.")
-
-
-def feed_health(feed: Feed) -> str:
-    if not feed.enabled:
-        return f"disabled: {feed.disabled_reason}" if feed.disabled_reason else "disabled"
-    if feed.consecutive_errors:
-        return f"erroring ({feed.consecutive_errors}x): {feed.last_error}"
-    if feed.last_success_at is None:
-        return "new"
-    return "ok"
 
 
 def feed_row(feed: Feed) -> dict[str, Any]:
@@ -32,7 +22,7 @@ def feed_row(feed: Feed) -> dict[str, Any]:
         "name": feed.name or feed.title,
         "url": redact_url(feed.url),
         "moved_to": redact_url(feed.redirect_url) if feed.redirect_url else None,
-        "health": feed_health(feed),
+        "health": redact_text(feed.health_detail),
         "last_status": feed.last_status,
         "last_success": feed.last_success_at,
         "next_poll": feed.next_poll_at if feed.enabled else None,

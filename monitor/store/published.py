@@ -26,9 +26,7 @@ _COLUMNS = (
     Article.link,
     Article.summary,
     Topic.name.label("topic"),
-    Feed.name.label("feed_name"),
-    Feed.title.label("feed_title"),
-    Feed.url.label("feed_url"),
+    Feed.label.label("source"),
     Feedback.relevant,
 )
 
@@ -57,7 +55,7 @@ def _row(row: Any) -> dict[str, Any]:
         "link": row["link"] or "",
         "summary": row["summary"] or "",
         "topic": row["topic"],
-        "source": row["feed_name"] or row["feed_title"] or row["feed_url"],
+        "source": row["source"],
         "published": row["published_at"],
         "matched": row["created_at"],
         "passage": explanation_passage(explanation),

@@ -213,9 +213,7 @@ _LISTING_COLUMNS = (
     Article.link,
     Article.language,
     Topic.name.label("topic"),
-    Feed.name.label("feed_name"),
-    Feed.title.label("feed_title"),
-    Feed.url.label("feed_url"),
+    Feed.label.label("source"),
     Feedback.relevant,
 )
 
@@ -226,7 +224,7 @@ def _match_row(row: Any) -> dict[str, Any]:
         "match_id": row["match_id"],
         "article_id": row["article_id"],
         "title": row["title"],
-        "source": row["feed_name"] or row["feed_title"] or row["feed_url"],
+        "source": row["source"],
         "published": row["published_at"],
         "topic": row["topic"],
         "score": round(float(row["score"]), 4),
@@ -405,17 +403,6 @@ def record_feedback(session: Session, match_id: int, relevant: bool) -> dict[str
     }
 
 
-def feed_health(feed: Feed) -> str:
-    """ok / new / erroring (n) / disabled: the one-word state users and metrics see."""
-    if not feed.enabled:
-        return "disabled"
-    if feed.consecutive_errors:
-        return "erroring"
-    if feed.last_success_at is None:
-        return "new"
-    return "ok"
-
-
 def list_feed_health(session: Session) -> list[dict[str, Any]]:
     """Every feed with its state, last error and article count."""
     counts = dict(
@@ -424,9 +411,9 @@ def list_feed_health(session: Session) -> list[dict[str, Any]]:
     return [
         {
             "id": f.id,
-            "name": f.name or f.title or redact_url(f.url),
+            "name": redact_text(f.label),
             "url": redact_url(f.url),
-            "state": feed_health(f),
+            "state": f.health,
             "consecutive_errors": f.consecutive_errors,
             "last_error": redact_text(f.last_error) if f.last_error else None,
             "last_status": f.last_status,
@@ -472,7 +459,7 @@ def articles_by_id(session: Session, ids: list[int]) -> dict[int, dict[str, Any]
     if not ids:
         return {}
     rows = session.execute(
-        select(Article, Feed.name, Feed.title, Feed.url)
+        select(Article, Feed.label)
         .join(Feed, Feed.id == Article.feed_id)
         .where(Article.id.in_(ids))
     ).all()
@@ -480,12 +467,12 @@ def articles_by_id(session: Session, ids: list[int]) -> dict[int, dict[str, Any]
         a.id: {
             "article_id": a.id,
             "title": a.title,
-            "source": name or title or url,
+            "source": label,
             "published": a.published_at,
             "language": a.language,
             "link": a.link,
         }
-        for a, name, title, url in rows
+        for a, label in rows
     }
 
 
@@ -493,7 +480,7 @@ def metrics_snapshot(session: Session, model_id: str) -> dict[str, Any]:
     """Counts for /metrics: feeds by state, articles, embedding backlog, matches, deliveries."""
     feeds: dict[str, int] = {}
     for f in session.scalars(select(Feed)):
-        state = feed_health(f)
+        state = f.health
         feeds[state] = feeds.get(state, 0) + 1
     articles = session.scalar(select(func.count()).select_from(Article)) or 0
     embedded = (

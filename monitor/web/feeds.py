@@ -109,7 +109,8 @@ def export_opml(_role: Reader, s: DbSession) -> Response:
 
 async def _reply(request: Request, status: int = 200, **outcome: Any) -> HTMLResponse:
     def render() -> HTMLResponse:
-        return _in_transaction(request, lambda s: _render(request, s, status, **outcome))
+        with db.session_scope(request.app.state.runtime.sessions) as s:
+            return _render(request, s, status, **outcome)
 
     result: HTMLResponse = await run_in_threadpool(render)
     return result

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 
 from monitor.api import create_app
 from monitor.config import load_config
-from monitor.pipeline.matching import EMBEDDER_KEY
 from monitor.pipeline.runtime import open_runtime
 from monitor.store import db
 from tests.query.conftest import QueryEnv, config_text, embedder  # noqa: F401 (fixture)
@@ -31,13 +30,13 @@ def env(sqlite_url: str, tmp_path: Path, embedder) -> Iterator[QueryEnv]:  # noq
     path.write_text(config_text(sqlite_url, LOOPBACK), encoding="utf-8")
     config = load_config(path, environ={})
     runtime = open_runtime(config)
-    runtime.resources[EMBEDDER_KEY] = embedder
+    runtime.resources.embedder = embedder
     with db.session_scope(runtime.sessions) as session:
         seeded = populate(session)
     try:
         yield QueryEnv(path, config, runtime, seeded)
     finally:
-        runtime.resources.pop(EMBEDDER_KEY, None)  # the session's model outlives this runtime
+        runtime.resources.embedder = None  # the session's model outlives this runtime
         runtime.close()
 
 
