@@ -172,3 +172,33 @@ def add_topic_table(config_path: Path, values: Mapping[str, Any], comment: str =
         raise ConfigError(f"not added, the new table would be invalid: {exc}") from None
     write_atomically(config_path, new_text)
     return config
+
+
+def update_topic_table(config_path: Path, name: str, values: Mapping[str, Any]) -> Config:
+    """Set ``values`` in the ``[[topics]]`` table named ``name``, in place: its other keys,
+    its comments and the rest of the file stay as they were (tomlkit keeps the layout of what
+    it does not touch). A key whose value is None is removed. Validated before the atomic
+    write, like :func:`add_topic_table`; on any error the file is unchanged."""
+    try:
+        original = config_path.read_text(encoding="utf-8")
+        document = tomlkit.parse(original)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc}") from None
+    except tomlkit.exceptions.TOMLKitError as exc:
+        raise ConfigError(f"cannot edit the config: invalid TOML: {exc}") from None
+    topics = document.get("topics")
+    table = next((t for t in topics or () if t.get("name") == name), None)
+    if table is None:
+        raise ConfigError(f'{config_path}: no [[topics]] table named "{name}" to edit')
+    for key, value in values.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = _value(value)
+    new_text = tomlkit.dumps(document)
+    try:
+        config = validate(new_text, config_path)
+    except ConfigError as exc:
+        raise ConfigError(f"not saved, the edited table would be invalid: {exc}") from None
+    write_atomically(config_path, new_text)
+    return config
