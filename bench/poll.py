@@ -1,8 +1,10 @@
 """Polling benchmark: prints figures, asserts nothing.
 
 Serves N synthetic feeds (default 1,000 feeds x 40 items, about 40 KB each) from a fast asyncio
-HTTP server in its own process, spread over 50 loopback hosts (127.0.0.2 ...) so the per-host
-limit behaves as with real feeds, and measures, each in a fresh subprocess:
+HTTP/1.1 server written here (not nginx), in its own process so its CPU is not charged to the
+measured one, spread over ``--hosts`` loopback addresses (default 50: 127.0.0.2 ...) so the
+per-host limit (``polling.per_host``, keyed on scheme+host+port) behaves as with real feeds
+instead of serialising every fetch on one host, and measures, each in a fresh subprocess:
 
 1. ``full``: the first full cycle (fetch + parse + store) into a fresh SQLite database;
 2. ``304``: a second cycle on the same database where every feed answers 304 Not Modified;
@@ -12,12 +14,21 @@ limit behaves as with real feeds, and measures, each in a fresh subprocess:
 
 For each: wall time, CPU time (user+sys of the process and of every child it reaped, e.g. the
 parser workers) and peak RSS (of the largest single process in the tree), all from ``wait4``
-on the subprocess; ``full`` and ``304`` also report the time of the ``poll_due`` call alone (the
-parser pool started beforehand, as in a running daemon).
+on the subprocess; the peak RSS and PSS of the whole process tree (the phase process, its
+parser workers and multiprocessing's resource tracker), summed from ``/proc/<pid>/smaps_rollup``
+every 0.1 s; the load average before and after. ``full`` and ``304`` also report the time of
+the ``poll_due`` call alone (the parser pool started beforehand, as in a running daemon).
+
+The embedding model is NOT loaded in the measured process by default (``poll_due`` polls and
+stores; embedding is the matching stage's work): the figures are polling and storing alone, as
+for every earlier run of this bench. ``--with-model`` loads the configured model (and embeds one
+text) in the phase process before polling, to see the memory of a daemon that polls and matches
+in one process.
 
     python bench/poll.py                       # 1000 feeds, all phases but rss2email
     python bench/poll.py --r2e /tmp/r2e/bin/r2e
     python bench/poll.py --feeds 200 --skip-baseline
+    python bench/poll.py --feeds 10000 --skip-baseline          # issue 14's scale
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -134,8 +146,14 @@ def make_feed(index: int, items: int, host: str) -> bytes:
     return "".join(parts).encode()
 
 
-def feed_urls(n: int, port: int) -> list[str]:
-    return [f"http://127.0.0.{2 + i % HOSTS}:{port}/feed/{i}.xml" for i in range(n)]
+def host_of(index: int, hosts: int) -> str:
+    """Loopback address number ``index % hosts``: 127.0.0.2 ... 127.0.0.251, then 127.0.1.2 ..."""
+    n = index % hosts
+    return f"127.0.{n // 250}.{2 + n % 250}"
+
+
+def feed_urls(n: int, port: int, hosts: int = HOSTS) -> list[str]:
+    return [f"http://{host_of(i, hosts)}:{port}/feed/{i}.xml" for i in range(n)]
 
 
 # ------------------------------------------------------------------------------------------
@@ -177,10 +195,10 @@ class _Http(asyncio.Protocol):
                 self.transport.write(found[1])
 
 
-def serve(port_out: Any, feeds: int, items: int) -> None:
+def serve(port_out: Any, feeds: int, items: int, hosts: int) -> None:
     bodies: dict[bytes, tuple[bytes, bytes]] = {}
     for i in range(feeds):
-        body = make_feed(i, items, f"127.0.0.{2 + i % HOSTS}")
+        body = make_feed(i, items, host_of(i, hosts))
         etag = f'"bench-{i}-v1"'.encode()
         head = (
             b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml; charset=utf-8\r\n"
@@ -195,8 +213,8 @@ def serve(port_out: Any, feeds: int, items: int) -> None:
         probe.bind(("127.0.0.2", 0))
         port = probe.getsockname()[1]
         probe.close()
-        for h in range(HOSTS):
-            await loop.create_server(lambda: _Http(bodies, served), f"127.0.0.{2 + h}", port)
+        for h in range(min(hosts, feeds)):
+            await loop.create_server(lambda: _Http(bodies, served), host_of(h, hosts), port)
         port_out.put((port, sum(len(b[1]) for b in bodies.values()) // max(feeds, 1)))
         await asyncio.Event().wait()
 
@@ -224,7 +242,9 @@ def _runtime(db_path: str, urls: Sequence[str], workers: int) -> Any:
     return runtime
 
 
-def phase_poll(db_path: str, urls: Sequence[str], workers: int, make_due: bool) -> dict[str, Any]:
+def phase_poll(
+    db_path: str, urls: Sequence[str], workers: int, make_due: bool, with_model: bool
+) -> dict[str, Any]:
     from sqlalchemy import update
 
     from monitor.pipeline.polling import parser_pool, poll_due
@@ -232,6 +252,10 @@ def phase_poll(db_path: str, urls: Sequence[str], workers: int, make_due: bool) 
     from monitor.store.models import Feed
 
     runtime = _runtime(db_path, urls, workers)
+    if with_model:  # resident as in a daemon that polls and matches in one process
+        from monitor.pipeline.matching import get_embedder
+
+        get_embedder(runtime).encode(["warm the model"], kind="passage")
     if make_due:
         with db.session_scope(runtime.sessions) as session:
             session.execute(update(Feed).values(next_poll_at=datetime.now(UTC)))
@@ -271,22 +295,80 @@ def calibrate(rounds: int = 20) -> float:
     return (time.process_time() - started) / rounds
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [
+            int(c)
+            for task in tasks
+            for c in (task / "children").read_text().split()  # needs CONFIG_PROC_CHILDREN
+        ]
+    except OSError:
+        return []
+
+
+def tree_memory_kb(root: int) -> tuple[int, int]:
+    """(RSS, PSS) in kB summed over ``root`` and all its descendants, from smaps_rollup.
+
+    PSS charges a page shared by N processes 1/N to each: the tree's PSS is what the tree
+    really costs the machine (spawned parser workers share the interpreter's pages)."""
+    rss = pss = 0
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+        stack.extend(_children(pid))
+    return rss, pss
+
+
+class TreeSampler(threading.Thread):
+    """Samples a process tree's summed RSS and PSS every ``period_s``; keeps the peaks."""
+
+    def __init__(self, pid: int, period_s: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.period_s = pid, period_s
+        self.peak_rss_kb = self.peak_pss_kb = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.period_s):
+            rss, pss = tree_memory_kb(self.pid)
+            self.peak_rss_kb = max(self.peak_rss_kb, rss)
+            self.peak_pss_kb = max(self.peak_pss_kb, pss)
+
+
 def run_phase(name: str, extra: list[str]) -> dict[str, Any]:
-    """Run one phase in a subprocess; measure it with wait4 (the tree's CPU, peak RSS)."""
+    """Run one phase in a subprocess; measure it with wait4 (the tree's CPU, peak RSS of the
+    largest process) and a /proc sampler (peak RSS and PSS of the whole tree)."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--phase", name, *extra], stdout=subprocess.PIPE, env=env
     )
+    sampler = TreeSampler(proc.pid)
+    sampler.start()
     assert proc.stdout is not None
     out = proc.stdout.read()
+    sampler.done.set()
+    sampler.join()
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     figures = {
-        "load_avg_after": round(os.getloadavg()[0], 1),
+        "load_avg": f"{load_before:.1f}->{os.getloadavg()[0]:.1f}",
         "wall_s": round(time.perf_counter() - started, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "tree_peak_rss_mb": round(sampler.peak_rss_kb / 1024, 1),
+        "tree_peak_pss_mb": round(sampler.peak_pss_kb / 1024, 1),
         "exit": proc.returncode,
     }
     try:
@@ -329,6 +411,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=40)
+    parser.add_argument(
+        "--hosts", type=int, default=HOSTS, help="loopback addresses the feeds are spread over"
+    )
+    parser.add_argument(
+        "--with-model",
+        action="store_true",
+        help="load the embedding model in the measured process first (daemon-like memory)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="parser processes (0 = cores)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
@@ -344,9 +434,10 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.phase:
-        urls = feed_urls(args.feeds, args.port)
+        urls = feed_urls(args.feeds, args.port, args.hosts)
         if args.phase in ("full", "304"):
-            result = phase_poll(args.db, urls, args.workers, make_due=args.phase == "304")
+            make_due = args.phase == "304"
+            result = phase_poll(args.db, urls, args.workers, make_due, args.with_model)
         else:
             result = phase_baseline(urls[: args.baseline_feeds or None])
         print(json.dumps(result))
@@ -354,7 +445,7 @@ def main() -> None:
 
     queue: Any = multiprocessing.get_context("spawn").Queue()
     server = multiprocessing.get_context("spawn").Process(
-        target=serve, args=(queue, args.feeds, args.items), daemon=True
+        target=serve, args=(queue, args.feeds, args.items, args.hosts), daemon=True
     )
     server.start()
     workdir = Path(tempfile.mkdtemp(prefix="bench-poll-"))
@@ -362,11 +453,19 @@ def main() -> None:
         port, avg_size = queue.get(timeout=300)
         print(
             f"serving {args.feeds} feeds x {args.items} items (~{avg_size // 1024} KB each) "
-            f"on {HOSTS} loopback hosts, port {port}; {os.cpu_count()} CPUs"
+            f"on {min(args.hosts, args.feeds)} loopback hosts, port {port}, from bench/poll.py's "
+            f"own asyncio HTTP/1.1 server in a separate process; {os.cpu_count()} CPUs"
+        )
+        print(
+            "embedding model: "
+            + ("loaded in the measured process" if args.with_model else "not loaded (polling only)")
         )
         common = [
             "--feeds",
             str(args.feeds),
+            "--hosts",
+            str(args.hosts),
+            *(["--with-model"] if args.with_model else []),
             "--port",
             str(port),
             "--workers",
@@ -384,7 +483,8 @@ def main() -> None:
                 "baseline", [*common, "--baseline-feeds", str(args.baseline_feeds)]
             )
         if args.r2e and shutil.which(args.r2e):
-            results["rss2email"] = run_rss2email(args.r2e, feed_urls(args.feeds, port), workdir)
+            urls = feed_urls(args.feeds, port, args.hosts)
+            results["rss2email"] = run_rss2email(args.r2e, urls, workdir)
         for name, figures in results.items():
             print(f"{name:10s} " + " ".join(f"{k}={v}" for k, v in figures.items()))
     finally:

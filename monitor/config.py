@@ -210,9 +210,7 @@ class FeedConfig(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f'expected an http(s) URL, got "{value}"')
-        return value
+        return _http_url(value)
 
     @field_validator("language")
     @classmethod
@@ -369,6 +367,11 @@ class ApiConfig(_Section):
     )
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
     token: SecretStr = Field(SecretStr(""), description="Bearer token (use ${VAR}).")
+    read_token: SecretStr = Field(
+        SecretStr(""),
+        description="Optional second bearer token (use ${VAR}) that can read and judge "
+        "matches but cannot change feeds, topics or channels. Needs api.token.",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host names the API answers to besides localhost, loopback addresses and "
@@ -396,9 +399,7 @@ class ApiConfig(_Section):
     @field_validator("public_url")
     @classmethod
     def _public_http_url(cls, value: str) -> str:
-        if value and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f'expected an http(s) URL, got "{value}"')
-        return value.rstrip("/")
+        return _http_url(value).rstrip("/") if value else value
 
     @model_validator(mode="after")
     def _public_url_needs_token(self) -> ApiConfig:
@@ -406,6 +407,15 @@ class ApiConfig(_Section):
             raise ValueError(
                 "public_url needs api.token: alert links are signed with a key derived from it"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _read_token_needs_token(self) -> ApiConfig:
+        read = self.read_token.get_secret_value()
+        if read and not self.token.get_secret_value():
+            raise ValueError("read_token needs api.token: without it every caller is an admin")
+        if read and read == self.token.get_secret_value():
+            raise ValueError("read_token must differ from api.token")
         return self
 
     @field_validator("allowed_hosts")
@@ -937,3 +947,10 @@ def sqlite_path(url: str) -> str | None:
     if not path or path == ":memory:" or path.startswith("file:"):
         return None
     return path
+
+
+def _http_url(value: str) -> str:
+    """``value`` when it is an http(s) URL with a host; else the ValueError pydantic reports."""
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f'expected an http(s) URL, got "{value}"')
+    return value

@@ -2,9 +2,9 @@
 
 What one :meth:`Fetcher.fetch` does, in order:
 
-* waits for a global slot (``polling.concurrency``) and a slot for the feed's server
-  (``polling.per_host``, keyed on scheme, host and port), so thousands of feeds never hammer
-  one server;
+* waits for a slot for the feed's server (``polling.per_host``, keyed on scheme, host and
+  port), then for a global slot (``polling.concurrency``), so thousands of feeds never hammer
+  one server and a crowd of feeds on one server never holds the slots every other server needs;
 * sends a conditional GET (``If-None-Match`` / ``If-Modified-Since`` from the stored validators)
   with our User-Agent; a 304 costs one round trip and no body;
 * with ``polling.allow_private_addresses = false``, refuses any hop whose host is or resolves
@@ -127,8 +127,13 @@ class Fetcher:
 
     @asynccontextmanager
     async def _slot(self, url: str) -> AsyncIterator[None]:
-        per_host = self._hosts.setdefault(host_key(url), asyncio.Semaphore(self.config.per_host))
-        async with self._global, per_host:
+        """The server's slot first, then a global one: a fetch queued behind its busy server
+        holds no global slot, so many feeds of one server cannot starve every other server
+        (taken the other way round, 30 of 32 global slots sat waiting on one host's 2)."""
+        per_host = self._hosts.get(key := host_key(url))
+        if per_host is None:
+            per_host = self._hosts[key] = asyncio.Semaphore(self.config.per_host)
+        async with per_host, self._global:
             yield
 
     async def fetch(

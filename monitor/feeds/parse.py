@@ -102,6 +102,7 @@ _BLOCK_TAGS = re.compile(
 )
 _TAGS = re.compile(r"</?[A-Za-z][^>]*>|<![^>]*>|<\?.*?\?>", re.DOTALL)
 _CONTROL = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127], " ")
+_HAS_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # the keys of _CONTROL
 
 
 def plain_text(value: str | None, *, limit: int = MAX_TEXT_CHARS) -> str:
@@ -114,16 +115,22 @@ def plain_text(value: str | None, *, limit: int = MAX_TEXT_CHARS) -> str:
     if not value:
         return ""
     text = value
+    # each step only where it can change something (the cheap `in` tests are most of the
+    # saving: this runs on every title and summary of every feed, 800,000 times per 10,000-feed
+    # cycle)
     if "<" in text:
-        text = _CDATA.sub(r"\1", text)
-        text = _COMMENTS.sub(" ", text)
+        if "<![" in text:
+            text = _CDATA.sub(r"\1", text)
+        if "<!--" in text:
+            text = _COMMENTS.sub(" ", text)
         text = _DROPPED_BLOCKS.sub(" ", text)
         text = _BLOCK_TAGS.sub(" ", text)
         text = _TAGS.sub("", text)
     if "&" in text:
         text = html.unescape(text)
-    text = " ".join(text.translate(_CONTROL).split())
-    return text[:limit]
+    if _HAS_CONTROL.search(text):
+        text = text.translate(_CONTROL)
+    return " ".join(text.split())[:limit]
 
 
 # --------------------------------------------------------------------------------------------

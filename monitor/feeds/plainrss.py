@@ -196,7 +196,9 @@ def _inert(
 
 def _as_feedparser(value: str) -> str:
     """What feedparser does to every text value it stores: undo UTF-8 read as Latin-1, and map
-    the C1 controls to their Windows-1252 characters."""
+    the C1 controls to their Windows-1252 characters (ASCII has neither: returned as is)."""
+    if value.isascii():
+        return value
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
     return value.translate(_cp1252)

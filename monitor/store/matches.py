@@ -18,7 +18,15 @@ from sqlalchemy.orm import Session
 
 from monitor.clock import utcnow
 from monitor.errors import MonitorError, NotFoundError
-from monitor.store.models import Article, ArticleBody, Embedding, Feedback, Match, Topic
+from monitor.store.models import (
+    Article,
+    ArticleBody,
+    Embedding,
+    Feedback,
+    FeedbackEvent,
+    Match,
+    Topic,
+)
 
 
 def claim_pending(
@@ -179,6 +187,15 @@ def record_feedback(session: Session, match_id: int, relevant: bool) -> Feedback
         session.add(row)
     else:
         row.relevant, row.match_id, row.created_at = relevant, found.id, utcnow()
+    session.add(
+        FeedbackEvent(
+            article_id=found.article_id,
+            topic_id=found.topic_id,
+            match_id=found.id,
+            relevant=relevant,
+            created_at=row.created_at or utcnow(),
+        )
+    )
     session.flush()
     return row
 

@@ -288,6 +288,9 @@ class Match(Base):
         Index("ix_matches_topic_id_published_at", "topic_id", "published_at"),
         Index("ix_matches_published_at", "published_at"),
         Index("ix_matches_story_id", "story_id"),
+        # the web app's matches page sorted by score, with or without a topic (keyset pages)
+        Index("ix_matches_topic_id_score", "topic_id", "score"),
+        Index("ix_matches_score", "score"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -354,6 +357,22 @@ class Feedback(Base):
 
     __tablename__ = "feedback"
     __table_args__ = (UniqueConstraint("article_id", "topic_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"))
+    relevant: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedbackEvent(Base):
+    """Every judgement as it was made, oldest first. ``feedback`` keeps the latest one per
+    (article, topic), which is what matching learns from; this is the history the web app's
+    match page shows (who changed their mind, and when)."""
+
+    __tablename__ = "feedback_events"
+    __table_args__ = (Index("ix_feedback_events_article_id", "article_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))

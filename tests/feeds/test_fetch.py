@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 import zlib
 
 import pytest
@@ -13,7 +14,7 @@ from monitor.domain import FeedRef, FetchResult
 from monitor.feeds import netguard
 from monitor.feeds.fetch import Fetcher, host_key
 from tests.feeds.conftest import RSS, fixture
-from tests.support.httpserver import LocalServer, Reply
+from tests.support.httpserver import LocalServer, Recorded, Reply
 
 
 def _fetch(url: str, **polling: object) -> FetchResult:
@@ -99,6 +100,38 @@ def test_per_host_limit_is_per_server_scheme_host_and_port(server: LocalServer) 
         assert other.port != server.port
         asyncio.run(run(other))
     assert finished[0] == "other port", finished
+
+
+def test_feeds_queued_behind_their_busy_server_leave_global_slots_to_others(
+    server: LocalServer,
+) -> None:
+    """concurrency=2, per_host=1: three feeds of server A then one of server B. A's first
+    answer is held until B has been asked (or 10 s pass). With the global slot taken before
+    the server's, A's second feed sat on the other global slot waiting for A, and B waited
+    for A's first feed to end: the gate timed out."""
+    b_asked = threading.Event()
+    gate_opened: list[bool] = []
+
+    def held(_request: Recorded) -> Reply:
+        gate_opened.append(b_asked.wait(timeout=10))
+        return Reply(body=fixture("rss20.xml"), headers=RSS)
+
+    def answer_b(_request: Recorded) -> Reply:
+        b_asked.set()
+        return Reply(body=fixture("rss20.xml"), headers=RSS)
+
+    server.route("/a", held)
+
+    async def run(other: LocalServer) -> list[FetchResult]:
+        other.route("/b", answer_b)
+        urls = [server.url("/a?1"), server.url("/a?2"), server.url("/a?3"), other.url("/b")]
+        async with Fetcher(PollingConfig(concurrency=2, per_host=1)) as fetcher:
+            return await asyncio.gather(*(fetcher.fetch(FeedRef(id=1, url=u)) for u in urls))
+
+    with LocalServer() as other:
+        results = asyncio.run(run(other))
+    assert [r.error for r in results] == ["", "", "", ""]
+    assert gate_opened[0] is True, "server B waited for server A's queue"
 
 
 def test_host_key_names_scheme_host_and_port() -> None:

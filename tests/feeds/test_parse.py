@@ -91,6 +91,16 @@ def test_plain_text_strips_html() -> None:
     assert plain_text(None) == ""
 
 
+def test_plain_text_controls_cdata_and_comments_in_every_combination() -> None:
+    """The shortcuts (no translate without a control character, no CDATA/comment pass without
+    their opening) give what every pass gives."""
+    assert plain_text("a\x01b\x7fc\x1bd\x0ce") == "a b c d e"
+    assert plain_text("<![CDATA[<b>in</b>]]> out") == "in out"
+    assert plain_text("<![CDATA[<!-- hidden -->]]>shown") == "shown"
+    assert plain_text("a<!-- never closed") == "a"
+    assert plain_text("plain ascii, no markup") == "plain ascii, no markup"
+
+
 def test_canonical_link_drops_tracking() -> None:
     assert (
         canonical_link("HTTPS://Ex.ORG/a?utm_source=x&id=3&fbclid=y&gclid=z&mc_eid=1#frag")
