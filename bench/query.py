@@ -76,7 +76,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--page-url",
-        default="/?topic=topic-1&since=7d",
+        default="/matches?topic=topic-1&since=7d",
         help="Web matches page (with filters) whose p95 is reported as page_p95_ms.",
     )
     parser.add_argument("--no-cold", action="store_true", help="Skip the `monitor search` run.")
