@@ -48,7 +48,8 @@ def eval_items(path: Path) -> list[tuple[str, str, str, float]]:
         if not line.strip():
             continue
         row = json.loads(line)
-        if row.get("relevant") and row.get("published"):
+        # only exact dates (a day at least): "2023-09" says nothing about which week
+        if row.get("relevant") and len(row.get("published") or "") >= len("2023-09-01"):
             out.append(
                 (row["title"], row.get("text", ""), row.get("lang") or "?", _when(row["published"]))
             )

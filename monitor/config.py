@@ -355,7 +355,7 @@ class DeliveryConfig(_Section):
         description="Embedding similarity at which two articles are one story.",
     )
     story_similarity_across_languages: float = Field(
-        0.88,
+        0.89,
         ge=0.0,
         le=1.0,
         description=(
