@@ -382,7 +382,11 @@ def main(argv: list[str] | None = None) -> int:
             configs = [write_config(args, workdir, urls, server.url("/slack"))]
             logs = [(workdir / "daemon.log").open("wb")]
         try:
-            procs = [start_daemon(c, log) for c, log in zip(configs, logs, strict=True)]  # type: ignore[arg-type]
+            procs = []
+            for n, (c, log) in enumerate(zip(configs, logs, strict=True)):
+                if n:  # see wait_started: workers starting at once race on the feeds table
+                    wait_started(workdir / f"daemon-{n}.log", procs[-1])
+                procs.append(start_daemon(c, log))  # type: ignore[arg-type]
             trees = [ProcessTree(proc.pid) for proc in procs]
             codes = _drive(args, procs, trees, farm, clock, stream, database_url)
         finally:
@@ -507,6 +511,22 @@ def _peak_total(trees: list[ProcessTree]) -> int:
         (sum(s.rss_bytes for s in row) for row in zip(*(t.samples for t in trees), strict=False)),
         default=0,
     )
+
+
+def wait_started(log_path: Path, proc: Any, timeout_s: float = 600.0) -> None:
+    """Wait until a worker logged "daemon started" (its config's feeds are in the database).
+
+    Workers started at the same moment on a fresh database all insert the config's feeds, and
+    all but one die on the unique URL (found by this bench: exit 1, "duplicate key value
+    violates unique constraint uq_feeds_url"); starting them one after the other avoids that
+    until the daemon's feed sync tolerates it.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if b"daemon started" in log_path.read_bytes():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"{log_path}: the worker did not start (exit code {proc.poll()})")
 
 
 def upgrade_database(config: Path, log_path: Path) -> None:
