@@ -22,26 +22,26 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor import match
+from monitor import evaluate as ev
+from monitor import scoring
 from monitor.config import load_config
 from monitor.embed import load_embedder
-from monitor.pipeline import evaluate as ev
 from monitor.pipeline import matching as stage
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def pick_judged(
-    topic: match.TopicModel,
+    topic: scoring.TopicModel,
     items: list[ev.LabeledItem],
     vectors: np.ndarray,
     pool: list[int],
-    params: match.ScoringParams,
+    params: scoring.ScoringParams,
     n: int,
     rng: random.Random,
-) -> list[match.FeedbackExample]:
+) -> list[scoring.FeedbackExample]:
     texts = [f"{items[i].title}\n{items[i].text}" for i in pool]
-    verdicts = match.score_many(topic, texts, vectors[pool], params)
+    verdicts = scoring.score_many(topic, texts, vectors[pool], params)
     matched = [pool[k] for k, v in enumerate(verdicts) if v.matched]
     chosen = rng.sample(matched, min(n, len(matched)))
     if len(chosen) < n:
@@ -49,7 +49,7 @@ def pick_judged(
             (k for k, v in enumerate(verdicts) if not v.matched), key=lambda k: -verdicts[k].score
         )
         chosen += [pool[k] for k in rest[: n - len(chosen)]]
-    return [match.FeedbackExample(items[i].title, vectors[i], items[i].relevant) for i in chosen]
+    return [scoring.FeedbackExample(items[i].title, vectors[i], items[i].relevant) for i in chosen]
 
 
 def line(label: str, report: dict) -> str:

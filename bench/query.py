@@ -33,7 +33,7 @@ from sqlalchemy import Engine, text
 
 from monitor.config import Config, DatabaseConfig
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, search
+from monitor.store import db, read_models
 from monitor.store.vectors import VectorIndex
 
 MODEL_ID = "bench-model"
@@ -289,8 +289,9 @@ def bench_matches(engine: Engine, url: str, repeat: int) -> None:
     def query() -> int:
         topic = topics[next(counter) % TOPICS]
         with db.session_scope(sessions) as s:
-            rows, _ = search.list_matches(
-                s, search.MatchFilter(topic=topic, since=search.parse_when("7d"), limit=50)
+            rows, _ = read_models.list_matches(
+                s,
+                read_models.MatchFilter(topic=topic, since=read_models.parse_when("7d"), limit=50),
             )
         return len(rows)
 
@@ -351,7 +352,9 @@ def bench_search(engine: Engine, args: argparse.Namespace, repeat: int) -> None:
     def query_since() -> int:
         q = rng.standard_normal(args.dim).astype(np.float32)
         return len(
-            index.search(q / np.linalg.norm(q), limit=20, since=search.parse_when("30d"), lang="en")
+            index.search(
+                q / np.linalg.norm(q), limit=20, since=read_models.parse_when("30d"), lang="en"
+            )
         )
 
     p50, p95, _ = _timed(query_since, repeat)

@@ -20,7 +20,7 @@ Without a token the API trusts the machine, so :class:`_Guard` keeps other web s
 Feed content is untrusted: the templates are rendered with autoescape on, and JSON responses are
 data, never markup.
 
-The API reads through :mod:`monitor.store.search` only, so ``monitor matches`` and
+The API reads through :mod:`monitor.store.read_models` only, so ``monitor matches`` and
 ``GET /api/matches`` can never disagree.
 """
 
@@ -51,13 +51,12 @@ from pydantic import BaseModel
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from monitor import __version__, signing
+from monitor import __version__, search, signing
 from monitor.alert import atom
 from monitor.errors import ConfigError, ModelError, MonitorError, NotFoundError
 from monitor.logs import event
-from monitor.pipeline import querying
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, published, search
+from monitor.store import db, published, read_models
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +284,7 @@ def valid_session(token: str, value: str, now: float | None = None) -> bool:
 def _when(value: str | None, name: str) -> datetime | None:
     """A ``since``/``until`` parameter; anything unusable is a 400 naming the parameter."""
     try:
-        return search.parse_when(value)
+        return read_models.parse_when(value)
     except OverflowError:
         raise HTTPException(
             400, f'{name}: "{value}" is out of the date range (years 1 to 9999)'
@@ -369,10 +368,10 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         feed: str | None = None,
         tag: str | None = None,
         lang: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 50,
+        limit: Annotated[int, Query(ge=1, le=read_models.MAX_LIMIT)] = 50,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        flt = search.MatchFilter(
+        flt = read_models.MatchFilter(
             topic=topic,
             since=_when(since, "since"),
             until=_when(until, "until"),
@@ -384,7 +383,7 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
             cursor=cursor,
         )
         try:
-            items, next_cursor = search.list_matches(s, flt)
+            items, next_cursor = read_models.list_matches(s, flt)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         return {"items": items, "next_cursor": next_cursor}
@@ -394,26 +393,26 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         q: Annotated[str, Query(min_length=1, max_length=2000)],
         since: str | None = None,
         lang: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = 20,
+        limit: Annotated[int, Query(ge=1, le=read_models.MAX_LIMIT)] = 20,
         min_score: Annotated[float | None, Query(ge=-1.0, le=1.0)] = None,
     ) -> dict[str, Any]:
         since_at = _when(since, "since")
-        items = querying.search_articles(
+        items = search.search_articles(
             runtime, q, limit=limit, since=since_at, lang=lang, min_score=min_score
         )
         return {"items": items}
 
     @app.get("/api/articles/{article_id}", dependencies=auth, summary="One article in detail")
     def api_article(article_id: int, s: DbSession) -> dict[str, Any]:
-        return search.article_detail(s, _row_id(article_id, "article id"))
+        return read_models.article_detail(s, _row_id(article_id, "article id"))
 
     @app.get("/api/feeds", dependencies=auth, summary="Feeds and their health")
     def api_feeds(s: DbSession) -> dict[str, Any]:
-        return {"items": search.list_feed_health(s)}
+        return {"items": read_models.list_feed_health(s)}
 
     @app.get("/api/topics", dependencies=auth, summary="Topics and their match counts")
     def api_topics(s: DbSession) -> dict[str, Any]:
-        return {"items": search.list_topics(s)}
+        return {"items": read_models.list_topics(s)}
 
     @app.post(
         "/api/matches/{match_id}/feedback",
@@ -421,7 +420,7 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         summary="Judge a match relevant or not",
     )
     def api_feedback(match_id: int, body: FeedbackIn, s: DbSession) -> dict[str, Any]:
-        return search.record_feedback(s, _row_id(match_id, "match id"), body.relevant)
+        return read_models.record_feedback(s, _row_id(match_id, "match id"), body.relevant)
 
     @app.get("/healthz", summary="200 when the scheduler ticked recently and the DB answers")
     def healthz() -> JSONResponse:
@@ -441,10 +440,10 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
                 authorize(request)
             except HTTPException:
                 return RedirectResponse("/login", status_code=303)
-        results = querying.search_articles(runtime, q, limit=20) if q.strip() else None
+        results = search.search_articles(runtime, q, limit=20) if q.strip() else None
         html = env.get_template("index.html.j2").render(
             topics=_topics_with_matches(s),
-            feeds=search.list_feed_health(s),
+            feeds=read_models.list_feed_health(s),
             q=q,
             results=results,
             version=__version__,
@@ -458,7 +457,7 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
 
         def write() -> None:
             with db.session_scope(runtime.sessions) as s:
-                search.record_feedback(s, match_id, relevant)
+                read_models.record_feedback(s, match_id, relevant)
 
         await run_in_threadpool(write)
         return RedirectResponse(f"/#m{match_id}", status_code=303)
@@ -554,7 +553,7 @@ def _judge_page(
         return HTMLResponse(template.render(error=str(exc)), 404, headers)
     relevant = verdict == "relevant"
     if record:
-        search.record_feedback(s, match_id, relevant)
+        read_models.record_feedback(s, match_id, relevant)
         event(log, logging.INFO, "feedback from alert link", match_id=match_id, verdict=verdict)
     html = template.render(
         error="",
@@ -575,10 +574,12 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _topics_with_matches(s: Any, per_topic: int = 10) -> list[dict[str, Any]]:
     out = []
-    for topic in search.list_topics(s):
+    for topic in read_models.list_topics(s):
         if not topic["active"] and not topic["matches"]:
             continue
-        items, _ = search.list_matches(s, search.MatchFilter(topic=topic["name"], limit=per_topic))
+        items, _ = read_models.list_matches(
+            s, read_models.MatchFilter(topic=topic["name"], limit=per_topic)
+        )
         out.append({**topic, "recent": items})
     return out
 
@@ -588,7 +589,7 @@ def _health(runtime: Runtime) -> JSONResponse:
     max_age = max(config.api.heartbeat_max_age, 3 * config.polling.tick)
     try:
         with db.session_scope(runtime.sessions) as s:
-            last = search.last_heartbeat(s)
+            last = read_models.last_heartbeat(s)
     except Exception as exc:  # any database failure means unhealthy, with the reason shown
         # the class name only: driver messages can carry connection details
         return JSONResponse(
@@ -614,10 +615,10 @@ class _DbCollector:
         self.runtime = runtime
 
     def collect(self) -> Iterator[Any]:
-        model_id = querying.current_model_id(self.runtime)
+        model_id = search.current_model_id(self.runtime)
         with db.session_scope(self.runtime.sessions) as s:
-            snap = search.metrics_snapshot(s, model_id)
-            last = search.last_heartbeat(s)
+            snap = read_models.metrics_snapshot(s, model_id)
+            last = read_models.last_heartbeat(s)
         feeds = GaugeMetricFamily("monitor_feeds", "Feeds by state.", labels=["state"])
         for state in ("ok", "new", "erroring", "disabled"):
             feeds.add_metric([state], snap["feeds"].get(state, 0))
@@ -687,7 +688,7 @@ def _server(runtime: Runtime, host: str | None, port: int | None) -> Any:
     check_bind(host, token)
     app = create_app(runtime, host=host)
     threading.Thread(
-        target=querying.warm_up, args=(runtime,), name="search-warm-up", daemon=True
+        target=search.warm_up, args=(runtime,), name="search-warm-up", daemon=True
     ).start()
     event(
         log,

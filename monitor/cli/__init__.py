@@ -69,7 +69,7 @@ COMMAND_MODULES = (
     "db_cmd",
     "feeds_cmd",
     "topics_cmd",
-    "matching_cmd",
+    "tuning_cmd",
     "alerts_cmd",
     "query_cmd",
     "demo_cmd",

@@ -11,8 +11,7 @@ from monitor.cli import common
 from monitor.errors import DeliveryError, NotFoundError
 from monitor.logs import setup_logging
 from monitor.redact import redact_text
-from monitor.store import db
-from monitor.store import outbox as store
+from monitor.store import db, outbox
 from monitor.store.models import Delivery
 
 alerts_app = common.sub_app("Test alert channels and inspect the outbox.")
@@ -50,7 +49,7 @@ def delivery_row(row: Delivery) -> dict[str, Any]:
         "topic": payload.get("topic", ""),
         "match_id": row.match_id,
         "attempts": row.attempts,
-        "next_attempt": row.next_attempt_at if row.status == store.PENDING else None,
+        "next_attempt": row.next_attempt_at if row.status == outbox.PENDING else None,
         "sent_at": row.sent_at,
         "created_at": row.created_at,
         "last_error": row.last_error and redact_text(row.last_error),
@@ -61,7 +60,7 @@ def delivery_row(row: Delivery) -> dict[str, Any]:
 @alerts_app.command("list")
 def list_(
     status: str | None = typer.Option(
-        None, "--status", "-s", help=f"Only rows in this state: {', '.join(store.STATUSES)}."
+        None, "--status", "-s", help=f"Only rows in this state: {', '.join(outbox.STATUSES)}."
     ),
     channel: str | None = typer.Option(None, "--channel", "-C", help="Only this channel."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="Newest rows shown."),
@@ -71,12 +70,12 @@ def list_(
 
     Example: monitor alerts list --status failed --format json
     """
-    if status and status not in store.STATUSES:
-        raise NotFoundError(f'unknown status "{status}" (one of: {", ".join(store.STATUSES)})')
+    if status and status not in outbox.STATUSES:
+        raise NotFoundError(f'unknown status "{status}" (one of: {", ".join(outbox.STATUSES)})')
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         rows = [
             delivery_row(r)
-            for r in store.list_deliveries(session, status=status, channel=channel, limit=limit)
+            for r in outbox.list_deliveries(session, status=status, channel=channel, limit=limit)
         ]
     columns = ["id", "channel", "kind", "status", "topic", "attempts", "next_attempt", "sent_at"]
     columns += ["last_error"] if fmt == "table" else ["match_id", "created_at", "last_error", "key"]
@@ -123,10 +122,10 @@ def retry(
         row = session.get(Delivery, delivery_id)
         if row is None:
             raise NotFoundError(f"no delivery {delivery_id} (see `monitor alerts list`)")
-        if row.status != store.FAILED:
+        if row.status != outbox.FAILED:
             raise NotFoundError(f"delivery {delivery_id} is {row.status}, not failed")
         now = datetime.now(UTC)
-        row.status, row.next_attempt_at, row.created_at = store.PENDING, now, now
+        row.status, row.next_attempt_at, row.created_at = outbox.PENDING, now, now
         typer.echo(f"delivery {delivery_id} queued again")
 
 

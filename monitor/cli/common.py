@@ -23,6 +23,7 @@ import typer
 
 from monitor.config import Config, config_path_from_env, load_config, parse_duration
 from monitor.pipeline.runtime import Runtime, open_runtime
+from monitor.store import db
 
 
 @dataclass
@@ -119,6 +120,18 @@ def config() -> Config:
 def runtime(*, migrate: bool = True, sync: bool = True) -> Iterator[Runtime]:
     rt = open_runtime(config(), migrate=migrate, sync=sync)
     try:
+        yield rt
+    finally:
+        rt.close()
+
+
+@contextlib.contextmanager
+def read_runtime() -> Iterator[Runtime]:
+    """A runtime for commands that only read (`matches`, `search`, `show`): no migration and no
+    config sync, so looking things up never changes the database a daemon runs on."""
+    rt = open_runtime(config(), migrate=False, sync=False)
+    try:
+        db.require_current_schema(rt.engine)
         yield rt
     finally:
         rt.close()

@@ -10,7 +10,7 @@ import typer
 from monitor.cli import common
 from monitor.config import Config, locate
 from monitor.feeds.discover import discover
-from monitor.store import db, queries, search
+from monitor.store import db, queries, read_models
 from monitor.store.models import Feed
 
 feeds_app = common.sub_app("List, add and remove feeds.")
@@ -55,7 +55,7 @@ def list_(
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         feeds = queries.list_feeds(session)
         if tag:
-            tagged = set(search.feed_ids_tagged(session, tag))
+            tagged = set(read_models.feed_ids_tagged(session, tag))
             feeds = [f for f in feeds if f.id in tagged]
         rows = [feed_row(f) for f in feeds]
     columns = ["id", "name", "health", "last_success", "next_poll", "tags", "url"]

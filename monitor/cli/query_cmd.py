@@ -10,8 +10,8 @@ import typer
 
 from monitor.cli import common
 from monitor.errors import ConfigError
-from monitor.pipeline.querying import MIN_SCORE_HELP, search_articles
-from monitor.store import db, search
+from monitor.search import MIN_SCORE_HELP, search_articles
+from monitor.store import db, read_models
 
 MATCH_COLUMNS = ["match_id", "article_id", "published", "topic", "score", "source", "title"]
 SEARCH_COLUMNS = ["article_id", "similarity", "published", "language", "source", "title"]
@@ -21,7 +21,7 @@ FORMAT_HELP = "table (default), json or csv."
 def when(value: str) -> datetime:
     """typer parser: ``"7d"`` / ``"36h"`` ago, or a date; never an OverflowError."""
     try:
-        parsed = search.parse_when(value)
+        parsed = read_models.parse_when(value)
     except OverflowError:
         raise ValueError(f'"{value}" goes back further than the calendar does') from None
     if parsed is None:
@@ -58,7 +58,7 @@ def matches(
         None, "--tag", help="Only matches from feeds with this tag (config.toml feeds.tags)."
     ),
     lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
-    limit: int = typer.Option(50, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=read_models.MAX_LIMIT, help="Rows."),
     cursor: str | None = typer.Option(
         None,
         "--cursor",
@@ -70,7 +70,7 @@ def matches(
 
     Example: monitor matches --topic nk-russia-alliance --since 7d --tag world --limit 20
     """
-    flt = search.MatchFilter(
+    flt = read_models.MatchFilter(
         topic=topic,
         since=since,
         until=until,
@@ -81,9 +81,9 @@ def matches(
         limit=limit,
         cursor=cursor,
     )
-    with common.runtime() as rt, db.session_scope(rt.sessions) as session:
+    with common.read_runtime() as rt, db.session_scope(rt.sessions) as session:
         try:
-            rows, next_cursor = search.list_matches(session, flt)
+            rows, next_cursor = read_models.list_matches(session, flt)
         except ValueError as exc:
             raise ConfigError(f"--cursor: {exc}") from None
     common.print_rows(
@@ -102,7 +102,7 @@ def search_cmd(
     since: datetime | None = typer.Option(
         None, "--since", help='"7d" ago, or a date.', parser=when, metavar="WHEN"
     ),
-    limit: int = typer.Option(20, "--limit", "-n", min=1, max=search.MAX_LIMIT, help="Rows."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=read_models.MAX_LIMIT, help="Rows."),
     lang: str | None = typer.Option(None, "--lang", help="Only articles in this language (en)."),
     min_score: float | None = typer.Option(None, "--min-score", help=MIN_SCORE_HELP),
     fmt: common.TableFormat = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
@@ -117,7 +117,7 @@ def search_cmd(
 
     Example: monitor search "troops sent to Russia" --since 30d --limit 10
     """
-    with common.runtime() as rt:
+    with common.read_runtime() as rt:
         rows = search_articles(
             rt, text, limit=limit, since=since, lang=lang, min_score=min_score, one_shot=True
         )
@@ -138,8 +138,8 @@ def show(
 
     Example: monitor show m45
     """
-    with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        detail = search.article_detail(session, search.resolve_show_key(session, key))
+    with common.read_runtime() as rt, db.session_scope(rt.sessions) as session:
+        detail = read_models.article_detail(session, read_models.resolve_show_key(session, key))
     if fmt == "json":
         typer.echo(json.dumps(detail, ensure_ascii=False, default=str, indent=2))
         return
@@ -148,7 +148,7 @@ def show(
 
 
 def render_detail(detail: dict[str, Any]) -> list[str]:
-    """The readable form of :func:`monitor.store.search.article_detail`."""
+    """The readable form of :func:`monitor.store.read_models.article_detail`."""
     feed = detail.get("feed") or {}
     lines = [
         f"article a{detail['article_id']}: {detail['title']}",

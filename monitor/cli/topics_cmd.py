@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import typer
 
-from monitor import match
+from monitor import scoring
 from monitor.cli import common
 from monitor.config import format_duration, parse_duration
 from monitor.embed import PASSAGE, article_text
 from monitor.errors import MonitorError
 from monitor.pipeline import matching as stage
-from monitor.store import db
-from monitor.store import matching as store
+from monitor.store import db, matches
 
 if TYPE_CHECKING:
     from monitor.pipeline.suggest import Group, Suggestion
@@ -73,7 +72,7 @@ def try_text(
         text_in = article_text(title, body, rt.config.model.max_seq_length)
         vector = embedder.encode([text_in], kind=PASSAGE)[0]
         params = stage.scoring_params(rt.config)
-        verdicts = [match.score_one(model, text, vector, params) for _, model in models]
+        verdicts = [scoring.score_one(model, text, vector, params) for _, model in models]
     rows = [_verdict_row(v, m.threshold) for v, (_, m) in zip(verdicts, models, strict=True)]
     if fmt == "json":
         common.print_rows(rows, list(rows[0]) if rows else [], "json")
@@ -86,18 +85,18 @@ def try_text(
         typer.echo(f"  closest passage ({row['passage_source']}): {_clip(row['passage'], 160)}")
         typer.echo(f"  aliases matched: {', '.join(row['aliases']) or '(none)'}")
         for group in row["missing_groups"]:
-            typer.echo(f"  vetoed, require group missing: {match.group_label(group)}")
+            typer.echo(f"  vetoed, require group missing: {scoring.group_label(group)}")
         if row["excluded_by"]:
             typer.echo(f"  vetoed by exclude alias: {row['excluded_by']}")
 
 
-def _verdict_row(verdict: match.Verdict, threshold: float) -> dict[str, Any]:
+def _verdict_row(verdict: scoring.Verdict, threshold: float) -> dict[str, Any]:
     row: dict[str, Any] = {
         "topic": verdict.topic,
         "decision": "MATCH" if verdict.matched else "no match",
         "threshold": threshold,
     }
-    row.update(match.explanation_dict(verdict.explanation))
+    row.update(scoring.explanation_dict(verdict.explanation))
     row["score"] = verdict.score
     return row
 
@@ -135,7 +134,7 @@ def preview_topics(since: float, sample: int, topic: str | None = None) -> None:
     window = format_duration(since)
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         models = _chosen(stage.topic_models(rt, session), topic)
-        articles = store.articles_since(session, start, PREVIEW_LIMIT)
+        articles = matches.articles_since(session, start, PREVIEW_LIMIT)
         if not articles:
             typer.echo(f"no stored articles published in the last {window}")
             return
@@ -163,14 +162,14 @@ def _chosen(models: list[Any], topic: str | None) -> list[Any]:
 
 
 def _preview_topic(
-    model: match.TopicModel,
+    model: scoring.TopicModel,
     articles: list[Any],
     texts: list[str],
     matrix: np.ndarray,
     sample: int,
-    params: match.ScoringParams,
+    params: scoring.ScoringParams,
 ) -> None:
-    verdicts = match.score_many(model, texts, matrix, params)
+    verdicts = scoring.score_many(model, texts, matrix, params)
     hits = sorted(
         (i for i, v in enumerate(verdicts) if v.matched), key=lambda i: -verdicts[i].score
     )

@@ -156,7 +156,7 @@ def run_demo(say: Callable[[str], None] = print, *, keep: Path | None = None) ->
     from monitor.config import parse_config
     from monitor.pipeline.cycle import run_once
     from monitor.pipeline.runtime import open_runtime
-    from monitor.store import db, queries, search
+    from monitor.store import db, queries, read_models
 
     with tempfile.TemporaryDirectory(prefix="monitor-demo-") as tmp, DemoFeedServer() as server:
         folder = keep or Path(tmp)
@@ -181,7 +181,7 @@ def run_demo(say: Callable[[str], None] = print, *, keep: Path | None = None) ->
                 f"{second.match.matched} matches, {second.delivery.sent} alerts sent"
             )
             with db.session_scope(runtime.sessions) as session:
-                rows, _ = search.list_matches(session, search.MatchFilter(limit=50))
+                rows, _ = read_models.list_matches(session, read_models.MatchFilter(limit=50))
         finally:
             runtime.close()
     say("demo: matches (what `monitor matches` shows):")

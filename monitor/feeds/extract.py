@@ -54,7 +54,7 @@ class ExtractedArticle:
     def as_text(self) -> str:
         """Plain text for a seed file: the headline, then one paragraph per line.
 
-        Paragraphs are separated by blank lines; :func:`monitor.match.split_passages` reads a
+        Paragraphs are separated by blank lines; :func:`monitor.scoring.split_passages` reads a
         short unpunctuated line (the headline, a subheading) as the heading of what follows.
         """
         lines = ([self.title] if self.title else []) + list(self.paragraphs)

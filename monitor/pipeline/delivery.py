@@ -64,10 +64,9 @@ from monitor.logs import event
 from monitor.pipeline import clock
 from monitor.pipeline.runtime import Runtime
 from monitor.redact import redact_text
-from monitor.store import db
-from monitor.store import outbox as store
+from monitor.store import db, outbox
 from monitor.store.models import Article, Delivery, Feed, Match, Topic
-from monitor.store.search import explanation_aliases
+from monitor.store.read_models import explanation_aliases
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +149,8 @@ def _claim(runtime: Runtime, blocked: set[str]) -> list[int]:
     now = clock.now(runtime)
     with db.session_scope(runtime.sessions) as session:
         skip = quiet_channels(runtime.config, now) | blocked
-        skip |= store.retrying_channels(session, now)
-        return store.claim_due(
+        skip |= outbox.retrying_channels(session, now)
+        return outbox.claim_due(
             session,
             worker=runtime.worker_id,
             now=now,
@@ -163,7 +162,7 @@ def _claim(runtime: Runtime, blocked: set[str]) -> list[int]:
 
 def _release(runtime: Runtime, ids: list[int]) -> None:
     with db.session_scope(runtime.sessions) as session:
-        store.release(session, ids, worker=runtime.worker_id)
+        outbox.release(session, ids, worker=runtime.worker_id)
 
 
 # -- one send -------------------------------------------------------------------------------
@@ -179,9 +178,9 @@ def _deliver(
         if row is None:
             return "skipped"
         if row.channel in blocked:
-            store.release(session, [delivery_id], worker=runtime.worker_id)
+            outbox.release(session, [delivery_id], worker=runtime.worker_id)
             return "skipped"
-        if not store.begin_send(
+        if not outbox.begin_send(
             session,
             delivery_id,
             worker=runtime.worker_id,
@@ -239,7 +238,7 @@ def _finish(
     took = time.monotonic() - started
     with db.session_scope(runtime.sessions) as session:
         if error is None:
-            store.record_sent(session, delivery_id, now=now, duration_s=took)
+            outbox.record_sent(session, delivery_id, now=now, duration_s=took)
             attempts = session.get(Delivery, delivery_id)
             event(
                 log,
@@ -255,7 +254,7 @@ def _finish(
         retry_at = _retry_at(runtime, session, delivery_id, now, created_at, error)
         # the row's last_error is shown by `alerts list`, `show` and the API: no URL secrets
         reason = redact_text(str(error))
-        store.record_failure(
+        outbox.record_failure(
             session, delivery_id, now=now, error=reason, duration_s=took, retry_at=retry_at
         )
     if retry_at is None:
@@ -398,7 +397,7 @@ def _alert_for(
     source = (feed.name or feed.title or feed.url) if feed else ""
     also: list[str] = []
     if match.story_id is not None:
-        also = [s for s in store.story_sources(session, match.story_id, match.id) if s != source]
+        also = [s for s in outbox.story_sources(session, match.story_id, match.id) if s != source]
     explanation = match.explanation or {}
     return Alert(
         topic=topic.name,
@@ -429,7 +428,7 @@ def build_digests(runtime: Runtime) -> int:
     now = clock.now(runtime)
     built = 0
     with db.session_scope(runtime.sessions) as session:
-        names = store.digest_channels(session)
+        names = outbox.digest_channels(session)
     for name in names:
         channel = runtime.config.alerts.get(name)
         if channel is None:
@@ -444,24 +443,24 @@ def _digest_channel(
     runtime: Runtime, name: str, slot: datetime, now: datetime, per_message: int | None
 ) -> int:
     with db.session_scope(runtime.sessions) as session:
-        rows = store.queued_for_digest(session, name, slot)
+        rows = outbox.queued_for_digest(session, name, slot)
         topics = sorted({(r.payload or {}).get("topic", "") for r in rows})
     built = 0
     for topic in topics:
         key = f"digest-{name}-{topic}-{slot:%Y%m%dT%H%MZ}"
         try:
             with db.session_scope(runtime.sessions) as session:
-                if store.key_exists(session, key):
+                if outbox.key_exists(session, key):
                     continue  # this slot's digest went out already; the rest wait for the next
                 members = [
                     r
-                    for r in store.queued_for_digest(session, name, slot)
+                    for r in outbox.queued_for_digest(session, name, slot)
                     if (r.payload or {}).get("topic", "") == topic
                 ]
                 if not members:
                     continue
                 for member in members:
-                    member.status = store.DIGESTED
+                    member.status = outbox.DIGESTED
                 parts = _queue_digest(session, name, key, topic, slot, now, members, per_message)
             built += 1
             event(
@@ -505,7 +504,7 @@ def _queue_digest(
             Delivery(
                 channel=channel,
                 kind="digest",
-                status=store.PENDING,
+                status=outbox.PENDING,
                 idempotency_key=key if number == 1 else f"{key}-part{number}",
                 created_at=now,
                 next_attempt_at=now,
@@ -529,7 +528,7 @@ def queue_health_alerts(runtime: Runtime) -> int:
     now = clock.now(runtime)
     queued = 0
     with db.session_scope(runtime.sessions) as session:
-        latest = store.latest_health_notices(session)
+        latest = outbox.latest_health_notices(session)
         for feed_id, notice in latest.items():
             feed = session.get(Feed, feed_id)
             if feed is not None and _recovered(feed, notice):
@@ -545,10 +544,10 @@ def queue_health_alerts(runtime: Runtime) -> int:
                 )
                 feed.health_alerted_at = None
                 queued += 1
-        for feed in store.feeds_failing_since(session, now - timedelta(seconds=cfg.health_after)):
+        for feed in outbox.feeds_failing_since(session, now - timedelta(seconds=cfg.health_after)):
             assert feed.failing_since is not None
             key = f"health-{feed.id}-down-{feed.failing_since:%Y%m%dT%H%M%S}"
-            if store.key_exists(session, key):
+            if outbox.key_exists(session, key):
                 continue
             hours = (now - feed.failing_since).total_seconds() / 3600
             text = (
@@ -577,7 +576,7 @@ def _feed_label(feed: Feed) -> str:
 def _health_row(
     session: Session, channel: str, feed: Feed, key: str, notice: str, now: datetime, state: str
 ) -> None:
-    if store.key_exists(session, key):
+    if outbox.key_exists(session, key):
         return
     since = feed.failing_since.isoformat() if feed.failing_since else None
     session.add(

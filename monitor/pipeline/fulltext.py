@@ -40,8 +40,7 @@ from monitor.feeds.robots import RobotsCache
 from monitor.logs import event
 from monitor.pipeline.polling import parser_pool
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db
-from monitor.store import fulltext as store
+from monitor.store import db, fulltext
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +73,14 @@ def fetch_full_texts(runtime: Runtime) -> FullTextReport:
     lease_s = max(runtime.config.database.lease, runtime.config.polling.total_timeout * 4)
     while not runtime.stop.is_set():
         with db.session_scope(runtime.sessions) as session:
-            jobs = store.claim_pages(
+            jobs = fulltext.claim_pages(
                 session, runtime.worker_id, now=_now(), lease_s=lease_s, limit=BATCH
             )
         if not jobs:
             break
         outcomes = asyncio.run(_Pages(runtime, robots, parser_pool(runtime), report).run(jobs))
         with db.session_scope(runtime.sessions) as session:
-            store.record_pages(session, runtime.worker_id, outcomes)
+            fulltext.record_pages(session, runtime.worker_id, outcomes)
     return report
 
 
@@ -95,11 +94,11 @@ class _Pages:
         cfg = runtime.config.polling
         self.cfg = cfg.model_copy(update={"max_body_bytes": cfg.full_text_max_bytes})
 
-    async def run(self, jobs: list[store.PageJob]) -> list[store.PageOutcome]:
+    async def run(self, jobs: list[fulltext.PageJob]) -> list[fulltext.PageOutcome]:
         async with Fetcher(self.cfg) as fetcher:
             return list(await asyncio.gather(*(self._guarded(fetcher, job) for job in jobs)))
 
-    async def _guarded(self, fetcher: Fetcher, job: store.PageJob) -> store.PageOutcome:
+    async def _guarded(self, fetcher: Fetcher, job: fulltext.PageJob) -> fulltext.PageOutcome:
         """The loop never dies: a bug met on one page counts as a failed attempt of that page
         (so a page that always trips it is given up), never as the whole batch's failure."""
         try:
@@ -108,7 +107,7 @@ class _Pages:
             log.exception("article page crashed", extra={"fields": {"article_id": job.article_id}})
             return self._retry(job, f"internal error: {type(exc).__name__}: {exc}", None)
 
-    async def _one(self, fetcher: Fetcher, job: store.PageJob) -> store.PageOutcome:
+    async def _one(self, fetcher: Fetcher, job: fulltext.PageJob) -> fulltext.PageOutcome:
         if not _http_url(job.url):
             return self._skip(job, "link", "the article link is not an http(s) URL")
         verdict = await self.robots.check(fetcher, job.url)
@@ -129,13 +128,13 @@ class _Pages:
             return self._failed_fetch(job, result)
         return await self._extract(job, result)
 
-    def _failed_fetch(self, job: store.PageJob, result: FetchResult) -> store.PageOutcome:
+    def _failed_fetch(self, job: fulltext.PageJob, result: FetchResult) -> fulltext.PageOutcome:
         status = result.status or 0
         if 400 <= status < 500 and status not in (408, 429):
             return self._skip(job, "http", result.error)
         return self._retry(job, result.error, result.retry_after_s)
 
-    async def _extract(self, job: store.PageJob, result: FetchResult) -> store.PageOutcome:
+    async def _extract(self, job: fulltext.PageJob, result: FetchResult) -> fulltext.PageOutcome:
         content_type = result.content_type.split(";")[0].strip().lower()
         if content_type and content_type not in HTML_TYPES:
             return self._skip(job, "not_html", f"not an HTML page ({content_type})")
@@ -147,9 +146,9 @@ class _Pages:
         if not body:  # kept for a retry: some sites fill the page after the feed item
             return self._retry(job, "no article text on the page", None, result)
         self.report.fetched += 1
-        return store.PageOutcome(
+        return fulltext.PageOutcome(
             job.article_id,
-            store.DONE,
+            fulltext.DONE,
             _now(),
             body=body,
             lead=body_lead(job.title, job.summary, body),
@@ -158,7 +157,7 @@ class _Pages:
             fetched_at=_now(),
         )
 
-    def _skip(self, job: store.PageJob, kind: str, reason: str) -> store.PageOutcome:
+    def _skip(self, job: fulltext.PageJob, kind: str, reason: str) -> fulltext.PageOutcome:
         self.report.skipped[kind] += 1
         event(
             log,
@@ -168,15 +167,15 @@ class _Pages:
             url=job.url,
             reason=reason,
         )
-        return store.PageOutcome(job.article_id, store.SKIPPED, _now(), reason=reason)
+        return fulltext.PageOutcome(job.article_id, fulltext.SKIPPED, _now(), reason=reason)
 
     def _retry(
         self,
-        job: store.PageJob,
+        job: fulltext.PageJob,
         reason: str,
         retry_after_s: float | None,
         answer: FetchResult | None = None,
-    ) -> store.PageOutcome:
+    ) -> fulltext.PageOutcome:
         """Try again later (backing off), or give up after :data:`MAX_ATTEMPTS`; ``answer``'s
         validators are kept so the next try is a conditional GET."""
         etag = answer.etag if answer else None
@@ -193,9 +192,9 @@ class _Pages:
                 attempts=attempts,
                 error=reason,
             )
-            return store.PageOutcome(
+            return fulltext.PageOutcome(
                 job.article_id,
-                store.FAILED,
+                fulltext.FAILED,
                 _now(),
                 reason=reason,
                 etag=etag,
@@ -203,9 +202,9 @@ class _Pages:
             )
         self.report.retried += 1
         wait = max(RETRY_BASE_S * 2 ** (attempts - 1), retry_after_s or 0.0)
-        return store.PageOutcome(
+        return fulltext.PageOutcome(
             job.article_id,
-            store.PENDING,
+            fulltext.PENDING,
             _now() + timedelta(seconds=wait),
             reason=reason,
             etag=etag,

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from monitor import match
+from monitor import scoring
 from monitor.config import Config, TopicConfig
 from monitor.embed import (
     PASSAGE,
@@ -37,9 +37,8 @@ from monitor.errors import ModelError
 from monitor.logs import event
 from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, queries
+from monitor.store import db, matches, queries
 from monitor.store import fulltext as fulltext_store
-from monitor.store import matching as store
 from monitor.store.models import Article
 
 log = logging.getLogger(__name__)
@@ -75,9 +74,9 @@ def get_embedder(runtime: Runtime) -> Embedder:
     return embedder
 
 
-def scoring_params(config: Config, *, use_require: bool = True) -> match.ScoringParams:
+def scoring_params(config: Config, *, use_require: bool = True) -> scoring.ScoringParams:
     """How topics are built and scored for the configured model (E5 or not)."""
-    return match.params_for(uses_e5_prefixes(config.model.name), use_require=use_require)
+    return scoring.params_for(uses_e5_prefixes(config.model.name), use_require=use_require)
 
 
 def full_text(article: Article, lead: str = "") -> str:
@@ -95,7 +94,7 @@ def ensure_vectors(
 ) -> tuple[dict[int, np.ndarray], int]:
     """Vectors of ``articles`` by the current model: stored ones reused, the rest embedded and
     stored. Returns (vectors by article id, how many were embedded now)."""
-    stored = store.load_vectors(session, [a.id for a in articles], embedder.model_id)
+    stored = matches.load_vectors(session, [a.id for a in articles], embedder.model_id)
     vectors = {aid: from_bytes(data, embedder.dim) for aid, data in stored.items()}
     missing = [a for a in articles if a.id not in vectors]
     if missing:
@@ -104,7 +103,7 @@ def ensure_vectors(
             article_text(a.title, leads.get(a.id) or a.summary, max_seq_length) for a in missing
         ]
         new = embedder.encode(texts, kind=PASSAGE)
-        store.save_vectors(
+        matches.save_vectors(
             session,
             embedder.model_id,
             embedder.dim,
@@ -127,7 +126,7 @@ class TopicRef:
     name: str
 
 
-ScoredTopic = tuple[TopicRef, match.TopicModel]
+ScoredTopic = tuple[TopicRef, scoring.TopicModel]
 
 
 def count_without_vector(runtime: Runtime) -> int:
@@ -135,7 +134,7 @@ def count_without_vector(runtime: Runtime) -> int:
     model id comes from config, so counting never loads the model."""
     model_id = model_id_for(runtime.config.model)
     with db.session_scope(runtime.sessions) as session:
-        return store.count_without_vector(session, model_id)
+        return matches.count_without_vector(session, model_id)
 
 
 def embed_stored(runtime: Runtime, progress: Callable[[int], None] | None = None) -> int:
@@ -151,7 +150,7 @@ def embed_stored(runtime: Runtime, progress: Callable[[int], None] | None = None
     after, total = 0, 0
     while not runtime.stop.is_set():
         with db.session_scope(runtime.sessions) as session:
-            batch = store.articles_without_vector(session, embedder.model_id, after, step)
+            batch = matches.articles_without_vector(session, embedder.model_id, after, step)
             if not batch:
                 break
             after = batch[-1].id
@@ -171,12 +170,12 @@ def topic_models(runtime: Runtime, session: Session) -> list[ScoredTopic]:
     plain values only, so a transaction rolled back after the build leaves it valid.
     """
     embedder = get_embedder(runtime)
-    ids = store.active_topic_ids(session)
+    ids = matches.active_topic_ids(session)
     specs = [t for t in runtime.config.topics if t.name in ids]
     key = (
         embedder.model_id,
         tuple((ids[t.name], queries.topic_config_hash(t)) for t in specs),
-        store.feedback_version(session),
+        matches.feedback_version(session),
     )
     cached = runtime.resources.get(TOPICS_KEY)
     if isinstance(cached, _TopicCache) and cached.key == key:
@@ -194,10 +193,10 @@ def topic_models(runtime: Runtime, session: Session) -> list[ScoredTopic]:
 
 def _build(
     runtime: Runtime, session: Session, embedder: Embedder, spec: TopicConfig, topic_id: int
-) -> match.TopicModel:
+) -> scoring.TopicModel:
     """One topic's model: its config's exemplars plus the articles judged for it."""
     feedback = feedback_examples(session, embedder, topic_id, runtime.config.model.max_seq_length)
-    return match.build_topic(
+    return scoring.build_topic(
         spec,
         exemplar_encoder(embedder),
         base_dir=runtime.config.base_dir,
@@ -217,13 +216,13 @@ class _TopicCache:
 
 def feedback_examples(
     session: Session, embedder: Embedder, topic_id: int, max_seq_length: int
-) -> list[match.FeedbackExample]:
+) -> list[scoring.FeedbackExample]:
     """A topic's judged articles with their vectors (embedded now if the model changed)."""
-    judged = store.feedback_for_topic(session, topic_id)
+    judged = matches.feedback_for_topic(session, topic_id)
     if not judged:
         return []
     vectors, _ = ensure_vectors(session, embedder, [a for a, _ in judged], max_seq_length)
-    return [match.FeedbackExample(a.title, vectors[a.id], relevant) for a, relevant in judged]
+    return [scoring.FeedbackExample(a.title, vectors[a.id], relevant) for a, relevant in judged]
 
 
 def match_new(runtime: Runtime) -> MatchReport:
@@ -269,14 +268,14 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
         page_wait_until = datetime.now(UTC) - timedelta(
             seconds=runtime.config.polling.full_text_wait
         )
-        articles = store.claim_pending(
+        articles = matches.claim_pending(
             session,
             batch_size * LIVE_BATCH_MULTIPLIER,
             history=False,
             page_wait_until=page_wait_until,
         )
         if not articles:  # only history is pending: keep the batch short
-            articles = store.claim_pending(
+            articles = matches.claim_pending(
                 session, max(1, batch_size // HISTORY_BATCH_DIVISOR), history=True
             )
         if not articles:
@@ -289,13 +288,13 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
         matrix = np.vstack([vectors[a.id] for a in articles])
         leads = fulltext_store.leads(session, [a.id for a in articles])
         texts = [full_text(a, leads.get(a.id, "")) for a in articles]
-        seen = store.existing_matches(session, [a.id for a in articles])
+        seen = matches.existing_matches(session, [a.id for a in articles])
         for topic, model in models:
-            verdicts = match.score_many(model, texts, matrix, scoring_params(runtime.config))
+            verdicts = scoring.score_many(model, texts, matrix, scoring_params(runtime.config))
             for article, verdict in zip(articles, verdicts, strict=True):
                 if verdict.matched and (article.id, topic.id) not in seen:
                     _record(session, runtime, article, topic, verdict, vectors[article.id], report)
-        store.mark_matched(session, [a.id for a in articles])
+        matches.mark_matched(session, [a.id for a in articles])
     report.batches += 1
     report.embedded += embedded
     report.scored += len(articles)
@@ -315,14 +314,14 @@ def _record(
     runtime: Runtime,
     article: Article,
     topic: TopicRef,
-    verdict: match.Verdict,
+    verdict: scoring.Verdict,
     vector: np.ndarray,
     report: MatchReport,
 ) -> None:
     """Insert the match and, for a live (non-history) article, its deliveries."""
-    explanation = match.explanation_dict(verdict.explanation)
+    explanation = scoring.explanation_dict(verdict.explanation)
     alerted = not article.is_history
-    row = store.add_match(
+    row = matches.add_match(
         session,
         article,
         topic.id,

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from monitor.config import TopicConfig
 from monitor.pipeline import clock
 from monitor.pipeline.runtime import Runtime
-from monitor.store import outbox as store
+from monitor.store import outbox
 from monitor.store.models import Article, Delivery, Match, Story, Topic
 
 
@@ -78,9 +78,9 @@ def _write_deliveries(
         channel = channels.get(name)
         if channel is None:
             continue
-        status = store.PENDING
+        status = outbox.PENDING
         if channel.mode == "digest" or _over_budget(session, spec, topic, name, now):
-            status = store.QUEUED_DIGEST
+            status = outbox.QUEUED_DIGEST
         delivery = Delivery(
             match_id=match.id,
             channel=name,
@@ -109,7 +109,7 @@ def _over_budget(
     budget = spec.alert_budget_per_hour
     if budget is None:
         return False
-    used = store.immediate_count(
+    used = outbox.immediate_count(
         session, topic_id=topic.id, channel=channel, since=now - timedelta(hours=1)
     )
     return used >= budget
@@ -128,7 +128,7 @@ def assign_story(
 ) -> bool:
     """Attach the match to an open story of its topic, or start one. True when it joined."""
     cfg = runtime.config.delivery
-    members = store.story_members(
+    members = outbox.story_members(
         session, match.topic_id, now - timedelta(seconds=cfg.story_window), exclude_match=match.id
     )
     story_id = _same_link(members, article.canonical_link)
@@ -163,7 +163,7 @@ def assign_story(
     return False
 
 
-def _same_link(members: Sequence[store.StoryMember], link: str) -> int | None:
+def _same_link(members: Sequence[outbox.StoryMember], link: str) -> int | None:
     if not link:
         return None
     return next((m.story_id for m in members if m.canonical_link == link), None)
@@ -171,7 +171,7 @@ def _same_link(members: Sequence[store.StoryMember], link: str) -> int | None:
 
 def _most_similar(
     session: Session,
-    members: Sequence[store.StoryMember],
+    members: Sequence[outbox.StoryMember],
     article: Article,
     vector: Sequence[float] | None,
     threshold: float,
@@ -185,7 +185,7 @@ def _most_similar(
     The member with the largest similarity above its own threshold wins.
     """
     ids = [m.article_id for m in members]
-    stored = store.embeddings_of(session, [*ids, article.id])
+    stored = outbox.embeddings_of(session, [*ids, article.id])
     own = _unit(np.asarray(vector, dtype=np.float32)) if vector is not None else None
     if own is None and article.id in stored:
         own = _unit(decode_vector(*stored[article.id]))

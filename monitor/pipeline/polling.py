@@ -35,8 +35,7 @@ from monitor.feeds.language import detect_language
 from monitor.feeds.parse import ParserPool
 from monitor.logs import event
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db
-from monitor.store import polling as store
+from monitor.store import db, polling
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ PARSER_POOL = "feeds.parser_pool"
 BATCHES_IN_FLIGHT = 8  # claim this many times `concurrency` feeds at once
 WRITE_BATCH = 100  # most feed results written in one transaction
 T = TypeVar("T")
-_Write = tuple[FeedRef, "store.PollOutcome", ParsedFeed | None, "asyncio.Future[int]"]
+_Write = tuple[FeedRef, "polling.PollOutcome", ParsedFeed | None, "asyncio.Future[int]"]
 
 
 @dataclass
@@ -79,7 +78,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _plain_not_modified(outcome: store.PollOutcome) -> bool:
+def _plain_not_modified(outcome: polling.PollOutcome) -> bool:
     """A 304 that changes nothing but scheduling columns (the cheap batched UPDATE)."""
     return outcome.not_modified and not outcome.error and not outcome.new_url
 
@@ -127,7 +126,7 @@ class _Poller:
 
     def _claim(self) -> list[FeedRef]:
         with db.session_scope(self.runtime.sessions) as session:
-            feeds = store.claim_due(
+            feeds = polling.claim_due(
                 session,
                 self.runtime.worker_id,
                 now=_now(),
@@ -201,7 +200,7 @@ class _Poller:
         parsed: ParsedFeed | None,
         error: str,
         now: datetime,
-    ) -> store.PollOutcome:
+    ) -> polling.PollOutcome:
         if error:
             return self._failure_outcome(
                 feed,
@@ -216,7 +215,7 @@ class _Poller:
         next_at = schedule.next_poll_after_success(
             now, bounds, ttl_s=ttl_s, max_age_s=result.max_age_s, spread=not feed.has_succeeded
         )
-        return store.PollOutcome(
+        return polling.PollOutcome(
             now=now,
             status=result.status,
             next_poll_at=next_at,
@@ -239,17 +238,17 @@ class _Poller:
         *,
         retry_after_s: float | None,
         gone: bool = False,
-    ) -> store.PollOutcome:
+    ) -> polling.PollOutcome:
         bounds = schedule.Bounds.from_config(self.cfg, feed.interval_s)
         next_at = schedule.next_poll_after_error(
             now, bounds, feed.consecutive_errors + 1, retry_after_s=retry_after_s
         )
-        return store.PollOutcome(
+        return polling.PollOutcome(
             now=now, status=status, next_poll_at=next_at, error=error, gone=gone
         )
 
     async def _write(
-        self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None
+        self, feed: FeedRef, outcome: polling.PollOutcome, parsed: ParsedFeed | None
     ) -> int:
         """Queue one feed's result for the database thread; return how many articles it stored.
 
@@ -275,12 +274,12 @@ class _Poller:
                     done.set_result(result)
 
     def _store_many(
-        self, items: list[tuple[FeedRef, store.PollOutcome, ParsedFeed | None]]
+        self, items: list[tuple[FeedRef, polling.PollOutcome, ParsedFeed | None]]
     ) -> list[int | Exception]:
         try:
             with db.session_scope(self.runtime.sessions) as session:
                 unchanged = [(f.id, o) for f, o, _p in items if _plain_not_modified(o)]
-                store.record_not_modified_many(session, self.runtime.worker_id, unchanged)
+                polling.record_not_modified_many(session, self.runtime.worker_id, unchanged)
                 return [
                     0 if _plain_not_modified(o) else self._store_in(session, f, o, p)
                     for f, o, p in items
@@ -301,7 +300,7 @@ class _Poller:
                 results.append(exc)
         return results
 
-    def _store(self, feed: FeedRef, outcome: store.PollOutcome, parsed: ParsedFeed | None) -> int:
+    def _store(self, feed: FeedRef, outcome: polling.PollOutcome, parsed: ParsedFeed | None) -> int:
         with db.session_scope(self.runtime.sessions) as session:
             return self._store_in(session, feed, outcome, parsed)
 
@@ -309,12 +308,12 @@ class _Poller:
         self,
         session: Session,
         feed: FeedRef,
-        outcome: store.PollOutcome,
+        outcome: polling.PollOutcome,
         parsed: ParsedFeed | None,
     ) -> int:
         stored = 0
         if parsed is not None and parsed.entries:
-            stored = store.store_entries(
+            stored = polling.store_entries(
                 session,
                 feed.id,
                 parsed.entries,
@@ -323,15 +322,15 @@ class _Poller:
                 detect_language=detect_language,
                 full_text=feed.full_text,
             )
-        store.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
+        polling.record_outcome(session, feed.id, self.runtime.worker_id, outcome)
         return stored
 
     def _release(self, feed: FeedRef) -> None:
         with db.session_scope(self.runtime.sessions) as session:
-            store.release(session, [feed.id], self.runtime.worker_id)
+            polling.release(session, [feed.id], self.runtime.worker_id)
 
     def _account(
-        self, feed: FeedRef, result: FetchResult, outcome: store.PollOutcome, stored: int
+        self, feed: FeedRef, result: FetchResult, outcome: polling.PollOutcome, stored: int
     ) -> None:
         report = self.report
         report.feeds_polled += 1

@@ -26,7 +26,7 @@ from monitor import config_edit
 from monitor.config import Config, TopicConfig
 from monitor.errors import MonitorError
 from monitor.feeds.extract import ExtractedArticle, extract_article, fetch_article, is_html
-from monitor.match import normalize
+from monitor.scoring import normalize
 
 SEEDS_DIR = "seeds"
 MAX_SLUG_CHARS = 60

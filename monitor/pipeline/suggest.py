@@ -54,15 +54,14 @@ from datetime import datetime
 
 import numpy as np
 
-from monitor import match
+from monitor import scoring
 from monitor.config import Config, TopicConfig
 from monitor.embed import QUERY, Embedder
 from monitor.errors import NotFoundError
-from monitor.match import normalize
 from monitor.pipeline import matching as stage
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db
-from monitor.store import matching as store
+from monitor.scoring import normalize
+from monitor.store import db, matches
 
 NAME_WORD_CAPITALISED = 0.7
 MAX_NAME_WORDS = 4
@@ -75,7 +74,7 @@ MIN_CONTEXT = 0.3
 MIN_PREFIX = 4
 MAX_SEED_NAMES = 12
 WINDOW_LIMIT = 50_000
-HEADLINE_MAX_CHARS = match.HEADING_MAX_CHARS
+HEADLINE_MAX_CHARS = scoring.HEADING_MAX_CHARS
 
 _TOKEN = re.compile(r"[^\W\d_][\w'’\-]*|[^\w\s]")
 # "Korea's" names Korea: the English possessive is not part of a name
@@ -532,7 +531,7 @@ def without_redundant(aliases: Sequence[str]) -> list[str]:
     kept: list[str] = []
     for alias in sorted(aliases, key=lambda a: (len(a.split()), -a.count("*"))):
         text = normalize(alias.replace("*", ""))
-        patterns = (match.alias_pattern(other) for other in kept)
+        patterns = (scoring.alias_pattern(other) for other in kept)
         if not any(pattern is not None and pattern.search(text) for pattern in patterns):
             kept.append(alias)
     return [alias for alias in aliases if alias in kept]
@@ -575,7 +574,7 @@ def suggest_for_topic(
     title, body = seed_of(spec, runtime.config)
     embedder = stage.get_embedder(runtime)
     with db.session_scope(runtime.sessions) as session:
-        articles = store.articles_since(session, since, WINDOW_LIMIT)
+        articles = matches.articles_since(session, since, WINDOW_LIMIT)
         texts = [stage.full_text(a) for a in articles]
         model = next((m for _, m in stage.topic_models(runtime, session) if m.name == name), None)
         if model is None:
@@ -587,7 +586,7 @@ def suggest_for_topic(
     similar = [False] * len(articles)
     if articles:
         matrix = np.vstack([vectors[a.id] for a in articles])
-        semantic, _, _ = match.semantic_scores(model, matrix)
+        semantic, _, _ = scoring.semantic_scores(model, matrix)
         similar = [bool(score >= bar) for score in semantic]
     corpus = Corpus(seed_text=body, seed_title=title, texts=texts, similar=similar)
     groups, n_similar = suggest_groups(corpus, _name_encoder(embedder), min_articles)

@@ -162,6 +162,27 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def head_revision() -> str | None:
+    """The newest schema revision this program ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Refuse, in one line, a database whose schema is not the one this program ships: read
+    commands do not migrate (they must not change a database someone else runs)."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise DatabaseError(f"{where} has no monitor schema yet: run `monitor db upgrade`")
+    raise DatabaseError(
+        f"{where} is at schema {current}, this monitor reads {head}: run `monitor db upgrade`"
+    )
+
+
 def lease(
     session: Session,
     key: Any,

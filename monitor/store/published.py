@@ -1,5 +1,5 @@
 """Read-side queries for what leaves the web app by link: the judgement page that an alert's
-signed link opens, and a topic's Atom feed. Plain dicts, like :mod:`monitor.store.search`."""
+signed link opens, and a topic's Atom feed. Plain dicts, like :mod:`monitor.store.read_models`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
 from monitor.store.models import Article, Feed, Feedback, Match, Topic
-from monitor.store.search import explanation_aliases, explanation_passage
+from monitor.store.read_models import explanation_aliases, explanation_passage
 
 FEED_ENTRIES = 50  # entries in a topic's Atom feed: a reader polls far more often than that
 

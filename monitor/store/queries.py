@@ -1,7 +1,7 @@
 """Queries shared by commands and stages: config sync, feed listing, heartbeats.
 
 Stage-specific queries live next to their stage's store helpers (``store/polling.py``,
-``store/matching.py``, ``store/outbox.py``...), so each stage's SQL can be read in one place.
+``store/matches.py``, ``store/outbox.py``...), so each stage's SQL can be read in one place.
 """
 
 from __future__ import annotations

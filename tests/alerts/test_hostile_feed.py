@@ -23,7 +23,7 @@ from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.polling import PARSER_POOL, poll_due
 from monitor.store import db
 from monitor.store.models import Article, Feed, Match, Topic
-from monitor.store.search import MatchFilter, article_detail, list_matches
+from monitor.store.read_models import MatchFilter, article_detail, list_matches
 from tests.alerts.conftest import Env, SmtpServer
 from tests.support.httpserver import LocalServer, Reply
 

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from monitor import match, signing
+from monitor import scoring, signing
 from monitor.api import create_app
 from monitor.config import load_config
 from monitor.embed import article_text
@@ -127,7 +127,7 @@ def next_score(runtime: Runtime, title: str, summary: str) -> float:
     with db.session_scope(runtime.sessions) as session:
         [(_topic, model)] = stage.topic_models(runtime, session)
     vector = embedder.encode([article_text(title, summary)], kind="passage")[0]
-    return match.score_one(model, f"{title}\n{summary}", vector).score
+    return scoring.score_one(model, f"{title}\n{summary}", vector).score
 
 
 def judgements(session_factory: object) -> list[bool]:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from monitor.store.matching import record_feedback
+from monitor.store.matches import record_feedback
 from monitor.store.models import Article, Delivery, Match
 from tests.faults.conftest import StartDaemon
 from tests.support.daemonproc import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.match import find_aliases, normalize, split_passages
+from monitor.scoring import find_aliases, normalize, split_passages
 
 
 @pytest.mark.parametrize(

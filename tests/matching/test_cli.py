@@ -227,7 +227,7 @@ def test_eval_warns_when_no_item_matches_any_topic(make_config: Callable[..., Co
 
 
 def test_eval_warns_when_the_best_threshold_accepts_everything() -> None:
-    from monitor.cli.matching_cmd import eval_warnings
+    from monitor.cli.tuning_cmd import eval_warnings
 
     none_matched = {"n": 10, "tp": 0, "fp": 0}
     accept_all = {"n": 10, "tp": 5, "fp": 5}

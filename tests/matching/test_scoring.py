@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from monitor import match
+from monitor import scoring
 from monitor.config import Config
 from monitor.domain import Explanation
 from monitor.embed import PASSAGE, SentenceTransformerEmbedder, article_text, exemplar_encoder
@@ -22,18 +22,20 @@ NK_ONLY = (
 OFF_TOPIC = ("Local bakery wins bread award", "The bakery's sourdough was judged the best in town.")
 
 
-def _topic(config: Config, embedder: SentenceTransformerEmbedder) -> match.TopicModel:
-    return match.build_topic(config.topics[0], exemplar_encoder(embedder), base_dir=config.base_dir)
+def _topic(config: Config, embedder: SentenceTransformerEmbedder) -> scoring.TopicModel:
+    return scoring.build_topic(
+        config.topics[0], exemplar_encoder(embedder), base_dir=config.base_dir
+    )
 
 
 def _score(
-    topic: match.TopicModel,
+    topic: scoring.TopicModel,
     embedder: SentenceTransformerEmbedder,
     item: tuple[str, str],
-    params: match.ScoringParams = match.DEFAULT_PARAMS,
-) -> match.Verdict:
+    params: scoring.ScoringParams = scoring.DEFAULT_PARAMS,
+) -> scoring.Verdict:
     vector = embedder.encode([article_text(*item)], kind=PASSAGE)[0]
-    return match.score_one(topic, f"{item[0]}\n{item[1]}", vector, params)
+    return scoring.score_one(topic, f"{item[0]}\n{item[1]}", vector, params)
 
 
 def test_exemplars_come_from_seed_passages_descriptions_and_whole_article(
@@ -54,7 +56,7 @@ def test_on_topic_article_matches_with_explanation(
     assert verdict.matched
     expl = verdict.explanation
     assert expl.score == round(verdict.score, 4)
-    assert expl.score == round(expl.semantic + match.DEFAULT_PARAMS.lexical_bonus, 4)
+    assert expl.score == round(expl.semantic + scoring.DEFAULT_PARAMS.lexical_bonus, 4)
     assert expl.passage
     assert expl.passage_source
     assert {"kim jong un", "russia*"} <= set(expl.aliases)
@@ -69,7 +71,7 @@ def test_missing_require_group_blocks_a_semantically_close_article(
     assert not verdict.matched
     russia = ("russia*", "moscow", "putin*", "rusia", "rosj*", "러시아*", "росси*")
     assert verdict.explanation.missing_groups == (russia,)  # named by its aliases
-    semantic_only = _score(topic, embedder, NK_ONLY, match.ScoringParams(use_require=False))
+    semantic_only = _score(topic, embedder, NK_ONLY, scoring.ScoringParams(use_require=False))
     assert semantic_only.score > verdict.score
     assert semantic_only.explanation.aliases == ()
 
@@ -78,7 +80,7 @@ def test_meaning_ranks_on_topic_above_off_topic(
     make_config: Callable[..., Config], embedder: SentenceTransformerEmbedder
 ) -> None:
     topic = _topic(make_config(), embedder)
-    params = match.ScoringParams(use_require=False)
+    params = scoring.ScoringParams(use_require=False)
     on = _score(topic, embedder, ON_TOPIC, params)
     off = _score(topic, embedder, OFF_TOPIC, params)
     assert on.explanation.semantic > off.explanation.semantic + 0.3
@@ -113,7 +115,7 @@ negative_examples = ["North Korea fires a ballistic missile into the sea near Ja
 threshold = 0.4
 """
     with_negative = _topic(make_config(topics=topics), embedder)
-    params = match.ScoringParams(use_require=False)
+    params = scoring.ScoringParams(use_require=False)
     before = _score(plain, embedder, NK_ONLY, params)
     after = _score(with_negative, embedder, NK_ONLY, params)
     assert after.score < before.score - 0.1
@@ -125,24 +127,26 @@ def test_feedback_exemplars_change_scores(
 ) -> None:
     config = make_config()
     vector = embedder.encode([article_text(*NK_ONLY)], kind=PASSAGE)[0]
-    params = match.ScoringParams(use_require=False)
-    base = match.build_topic(config.topics[0], exemplar_encoder(embedder), base_dir=config.base_dir)
-    liked = match.build_topic(
-        config.topics[0],
-        exemplar_encoder(embedder),
-        base_dir=config.base_dir,
-        feedback=[match.FeedbackExample(NK_ONLY[0], vector, True)],
+    params = scoring.ScoringParams(use_require=False)
+    base = scoring.build_topic(
+        config.topics[0], exemplar_encoder(embedder), base_dir=config.base_dir
     )
-    disliked = match.build_topic(
+    liked = scoring.build_topic(
         config.topics[0],
         exemplar_encoder(embedder),
         base_dir=config.base_dir,
-        feedback=[match.FeedbackExample(NK_ONLY[0], vector, False)],
+        feedback=[scoring.FeedbackExample(NK_ONLY[0], vector, True)],
+    )
+    disliked = scoring.build_topic(
+        config.topics[0],
+        exemplar_encoder(embedder),
+        base_dir=config.base_dir,
+        feedback=[scoring.FeedbackExample(NK_ONLY[0], vector, False)],
     )
     text = "\n".join(NK_ONLY)
-    s_base = match.score_one(base, text, vector, params).score
-    s_liked = match.score_one(liked, text, vector, params)
-    s_disliked = match.score_one(disliked, text, vector, params).score
+    s_base = scoring.score_one(base, text, vector, params).score
+    s_liked = scoring.score_one(liked, text, vector, params)
+    s_disliked = scoring.score_one(disliked, text, vector, params).score
     assert s_liked.score > s_base
     assert s_liked.explanation.passage_source == "feedback:relevant"
     assert s_disliked < s_base
@@ -203,13 +207,13 @@ def test_the_veto_is_off_in_semantic_only_mode(
     make_config: Callable[..., Config], embedder: SentenceTransformerEmbedder
 ) -> None:
     topic = _topic(make_config(topics=SANCTIONS_TOPIC), embedder)
-    verdict = _score(topic, embedder, TROOPS_ID, match.ScoringParams(use_require=False))
+    verdict = _score(topic, embedder, TROOPS_ID, scoring.ScoringParams(use_require=False))
     assert verdict.matched
     assert verdict.explanation.missing_groups == ()
 
 
 def test_explanation_dict_lists_missing_groups_by_alias() -> None:
     explanation = Explanation(score=-1.2, semantic=0.8, missing_groups=(("a", "b"),))
-    assert match.explanation_dict(explanation)["missing_groups"] == [["a", "b"]]
-    assert match.group_label(("a", "b", "c", "d")) == "a / b / c / …"
-    assert match.group_label(("a", "b")) == "a / b"
+    assert scoring.explanation_dict(explanation)["missing_groups"] == [["a", "b"]]
+    assert scoring.group_label(("a", "b", "c", "d")) == "a / b / c / …"
+    assert scoring.group_label(("a", "b")) == "a / b"

@@ -15,7 +15,7 @@ from monitor.config import Config
 from monitor.pipeline import matching as stage
 from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
-from monitor.store import matching as store
+from monitor.store import matches as store
 from monitor.store.models import Article, Delivery, Embedding, Feed, Match
 
 NOW = datetime.now(UTC)

@@ -128,7 +128,7 @@ def test_show_prints_matches_story_and_deliveries(env, cli) -> None:
 
 
 def test_search_filters_in_process(env, embedder) -> None:
-    from monitor.pipeline.querying import EMBEDDER_KEY, search_articles
+    from monitor.search import EMBEDDER_KEY, search_articles
 
     texts = store_real_vectors(env.runtime.sessions, embedder)
     env.runtime.resources[EMBEDDER_KEY] = embedder
@@ -158,7 +158,7 @@ def test_search_command_with_the_real_model(env, embedder) -> None:
 
 
 def test_server_warm_up_loads_vectors_before_the_first_search(env, embedder) -> None:
-    from monitor.pipeline.querying import EMBEDDER_KEY, INDEX_KEY, warm_up
+    from monitor.search import EMBEDDER_KEY, INDEX_KEY, warm_up
 
     env.runtime.resources[EMBEDDER_KEY] = embedder
     warm_up(env.runtime)  # no vectors for this model yet: nothing loaded, no error
@@ -184,3 +184,26 @@ def test_tag_filters_feeds_and_matches(env, cli) -> None:
     assert {r["source"] for r in tagged} == {"World Desk"}
     assert len(tagged) == sum(r["source"] == "World Desk" for r in everything)
     assert cli("matches", "--tag", "nothing-has-this").stdout.strip() == "(none)"
+
+
+def test_read_commands_neither_migrate_nor_sync(tmp_path, monkeypatch, capsys) -> None:
+    """`matches` and `show` only read: on a database without the schema they say so in one line
+    and leave the file untouched (no tables created, no config mirrored)."""
+    from sqlalchemy import create_engine, inspect
+
+    from monitor.cli import main
+    from tests.query.conftest import config_text
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(config_text(url))
+    for args in (["matches"], ["show", "a1"]):
+        monkeypatch.setattr(sys, "argv", ["monitor", "--config", str(config_path), *args])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main()
+        err = capsys.readouterr().err
+        assert exited.value.code == 2, err  # DatabaseError.exit_code
+        assert "no monitor schema yet: run `monitor db upgrade`" in err
+        assert len(err.strip().splitlines()) == 1
+    assert inspect(create_engine(url)).get_table_names() == []

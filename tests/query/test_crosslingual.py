@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config import PACKAGED_E5_MODEL, load_config
-from monitor.pipeline.querying import default_min_score, search_articles
 from monitor.pipeline.runtime import Runtime, open_runtime
+from monitor.search import default_min_score, search_articles
 from monitor.store import db
 from monitor.store.models import Article, Embedding, Feed
 from tests.query.conftest import config_text

@@ -15,7 +15,7 @@ import uvicorn
 from sqlalchemy import select
 
 from monitor.api import create_app
-from monitor.pipeline.querying import EMBEDDER_KEY
+from monitor.search import EMBEDDER_KEY
 from monitor.store import db
 from monitor.store.models import Feedback
 from tests.query.data import HOSTILE_TITLE, store_real_vectors

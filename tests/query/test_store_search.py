@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from monitor.errors import NotFoundError
-from monitor.store import db, search
+from monitor.store import db, read_models
 from monitor.store.models import Article, Embedding, Feedback
 from monitor.store.vectors import VectorIndex
 from tests.query.data import HOSTILE_TITLE, NOW, unit
@@ -17,26 +17,30 @@ from tests.query.data import HOSTILE_TITLE, NOW, unit
 
 def test_filters_select_the_right_matches(env_any) -> None:
     with db.session_scope(env_any.runtime.sessions) as s:
-        alliance, _ = search.list_matches(s, search.MatchFilter(topic="alliance", limit=100))
+        alliance, _ = read_models.list_matches(
+            s, read_models.MatchFilter(topic="alliance", limit=100)
+        )
         assert len(alliance) == 13
         assert {r["topic"] for r in alliance} == {"alliance"}
         assert [r["published"] for r in alliance] == sorted(
             (r["published"] for r in alliance), reverse=True
         )
-        week, _ = search.list_matches(
-            s, search.MatchFilter(topic="sanctions", since=search.parse_when("7d"))
+        week, _ = read_models.list_matches(
+            s, read_models.MatchFilter(topic="sanctions", since=read_models.parse_when("7d"))
         )
         assert [r["title"] for r in week] == ["Sanctions on shipping firms 0"]
-        old, _ = search.list_matches(s, search.MatchFilter(until=NOW - timedelta(days=7)))
+        old, _ = read_models.list_matches(s, read_models.MatchFilter(until=NOW - timedelta(days=7)))
         assert [r["title"] for r in old] == ["Sanctions on shipping firms 1"]
-        strong, _ = search.list_matches(s, search.MatchFilter(min_score=0.5, limit=100))
+        strong, _ = read_models.list_matches(s, read_models.MatchFilter(min_score=0.5, limit=100))
         assert all(r["score"] >= 0.5 for r in strong)
         assert len(strong) == 4
-        dunia, _ = search.list_matches(s, search.MatchFilter(feed="Berita Dunia", limit=100))
+        dunia, _ = read_models.list_matches(
+            s, read_models.MatchFilter(feed="Berita Dunia", limit=100)
+        )
         assert len(dunia) == 6
         assert {r["source"] for r in dunia} == {"Berita Dunia"}
         with pytest.raises(NotFoundError, match="no topic 'nope'"):
-            search.list_matches(s, search.MatchFilter(topic="nope"))
+            read_models.list_matches(s, read_models.MatchFilter(topic="nope"))
 
 
 def test_cursor_pages_cover_everything_once(env_any) -> None:
@@ -45,7 +49,9 @@ def test_cursor_pages_cover_everything_once(env_any) -> None:
     pages = 0
     with db.session_scope(env_any.runtime.sessions) as s:
         while True:
-            rows, cursor = search.list_matches(s, search.MatchFilter(limit=4, cursor=cursor))
+            rows, cursor = read_models.list_matches(
+                s, read_models.MatchFilter(limit=4, cursor=cursor)
+            )
             seen += [r["match_id"] for r in rows]
             pages += 1
             if cursor is None:
@@ -57,23 +63,23 @@ def test_cursor_pages_cover_everything_once(env_any) -> None:
 
 def test_bad_cursor_is_a_value_error(env) -> None:
     with db.session_scope(env.runtime.sessions) as s, pytest.raises(ValueError, match="cursor"):
-        search.list_matches(s, search.MatchFilter(cursor="not-a-cursor"))
+        read_models.list_matches(s, read_models.MatchFilter(cursor="not-a-cursor"))
 
 
 def test_parse_when_accepts_durations_and_dates() -> None:
-    assert search.parse_when("7d", now=NOW) == NOW - timedelta(days=7)
-    assert search.parse_when("2026-11-20").isoformat() == "2026-11-20T00:00:00+00:00"
+    assert read_models.parse_when("7d", now=NOW) == NOW - timedelta(days=7)
+    assert read_models.parse_when("2026-11-20").isoformat() == "2026-11-20T00:00:00+00:00"
     with pytest.raises(ValueError, match="duration"):
-        search.parse_when("last tuesday")
+        read_models.parse_when("last tuesday")
 
 
 def test_article_detail_has_matches_story_deliveries(env_any) -> None:
     seeded = env_any.seeded
     with db.session_scope(env_any.runtime.sessions) as s:
         first_match = seeded.matches[0]
-        article_id = search.resolve_show_key(s, f"m{first_match}")
-        assert search.resolve_show_key(s, f"a{article_id}") == article_id
-        detail = search.article_detail(s, article_id)
+        article_id = read_models.resolve_show_key(s, f"m{first_match}")
+        assert read_models.resolve_show_key(s, f"a{article_id}") == article_id
+        detail = read_models.article_detail(s, article_id)
     (m,) = detail["matches"]
     assert m["passage"] == "Seed passage 0 about troops"
     assert m["aliases"] == ["north korean", "russia"]
@@ -89,31 +95,31 @@ def test_article_detail_has_matches_story_deliveries(env_any) -> None:
 def test_show_key_errors(env) -> None:
     with db.session_scope(env.runtime.sessions) as s:
         with pytest.raises(NotFoundError, match="no match 9999"):
-            search.resolve_show_key(s, "m9999")
+            read_models.resolve_show_key(s, "m9999")
         with pytest.raises(NotFoundError, match="no article 9999"):
-            search.article_detail(s, 9999)
+            read_models.article_detail(s, 9999)
         with pytest.raises(NotFoundError):
-            search.resolve_show_key(s, "x1")
+            read_models.resolve_show_key(s, "x1")
 
 
 def test_feedback_is_one_row_per_article_and_topic(env_any) -> None:
     match_id = env_any.seeded.hostile_match
     with db.session_scope(env_any.runtime.sessions) as s:
-        search.record_feedback(s, match_id, True)
+        read_models.record_feedback(s, match_id, True)
     with db.session_scope(env_any.runtime.sessions) as s:
-        search.record_feedback(s, match_id, False)
+        read_models.record_feedback(s, match_id, False)
     with db.session_scope(env_any.runtime.sessions) as s:
         rows = s.scalars(select(Feedback)).all()
         assert [(r.match_id, r.relevant) for r in rows] == [(match_id, False)]
-        listed, _ = search.list_matches(s, search.MatchFilter(limit=1))
+        listed, _ = read_models.list_matches(s, read_models.MatchFilter(limit=1))
         assert listed[0]["title"] == HOSTILE_TITLE
         assert listed[0]["feedback"] is False
 
 
 def test_feed_health_and_topics(env) -> None:
     with db.session_scope(env.runtime.sessions) as s:
-        feeds = {f["name"]: f for f in search.list_feed_health(s)}
-        topics = {t["name"]: t for t in search.list_topics(s)}
+        feeds = {f["name"]: f for f in read_models.list_feed_health(s)}
+        topics = {t["name"]: t for t in read_models.list_topics(s)}
     assert feeds["Broken Feed"]["state"] == "erroring"
     assert feeds["World Desk"]["state"] == "ok"
     assert feeds["Berita Dunia"]["articles"] == 9

@@ -14,7 +14,7 @@ from monitor.errors import MonitorError
 from monitor.logs import event
 from monitor.pipeline.matching import EMBEDDER_KEY, get_embedder
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, search
+from monitor.store import db, read_models
 from monitor.store.vectors import VectorIndex, default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def search_articles(
         hits = index.search(
             query, limit=limit, since=since, until=until, lang=lang, min_score=floor
         )
-        rows = search.articles_by_id(session, [article_id for article_id, _ in hits])
+        rows = read_models.articles_by_id(session, [article_id for article_id, _ in hits])
     return [{**rows[i], "similarity": round(score, 4)} for i, score in hits if i in rows]
 
 
@@ -106,7 +106,7 @@ def warm_up(runtime: Runtime) -> None:
     started = time.monotonic()
     try:
         with db.session_scope(runtime.sessions) as session:
-            if not search.has_vectors(session, current_model_id(runtime)):
+            if not read_models.has_vectors(session, current_model_id(runtime)):
                 return  # nothing to search yet: the first search loads lazily
         embedder = get_embedder(runtime)
         index = vector_index(runtime, embedder.model_id, one_shot=False)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from monitor.config import parse_duration
 from monitor.errors import NotFoundError
 from monitor.redact import redact_text
-from monitor.store import matching
+from monitor.store import matches
 from monitor.store.models import (
     Article,
     ArticleBody,
@@ -360,7 +360,7 @@ def _deliveries_by_match(session: Session, match_ids: list[int]) -> dict[int, li
 
 def record_feedback(session: Session, match_id: int, relevant: bool) -> dict[str, Any]:
     """Store (or change) a user's judgement of a match; one row per (article, topic)."""
-    row = matching.record_feedback(session, match_id, relevant)
+    row = matches.record_feedback(session, match_id, relevant)
     return {
         "match_id": row.match_id,
         "article_id": row.article_id,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor import match
+from monitor import scoring
 from monitor.config import Config, TopicConfig
 from monitor.embed import PASSAGE, Embedder, article_text, exemplar_encoder
 from monitor.errors import ConfigError, MonitorError
@@ -64,16 +64,16 @@ def build_topics(
     config: Config,
     embedder: Embedder,
     topics: Sequence[TopicConfig] | None = None,
-    feedback: dict[str, list[match.FeedbackExample]] | None = None,
-    params: match.ScoringParams = match.DEFAULT_PARAMS,
-) -> list[match.TopicModel]:
+    feedback: dict[str, list[scoring.FeedbackExample]] | None = None,
+    params: scoring.ScoringParams = scoring.DEFAULT_PARAMS,
+) -> list[scoring.TopicModel]:
     """Topic models for the configured topics (optionally with feedback exemplars)."""
     specs = list(config.topics if topics is None else topics)
     if not specs:
         raise ConfigError(f"{config.path}: no [[topics]] configured")
     feedback = feedback or {}
     return [
-        match.build_topic(
+        scoring.build_topic(
             t,
             exemplar_encoder(embedder),
             base_dir=config.base_dir,
@@ -113,11 +113,11 @@ class EvalResult:
 
     def at(self, offset: float) -> dict[str, Any]:
         predicted = self.margins >= offset
-        out: dict[str, Any] = match.figures(predicted, self.truth).as_dict()
+        out: dict[str, Any] = scoring.figures(predicted, self.truth).as_dict()
         per_language = {}
         for lang in sorted(set(self.langs)):
             mask = np.array([x == lang for x in self.langs])
-            per_language[lang] = match.figures(predicted[mask], self.truth[mask]).as_dict()
+            per_language[lang] = scoring.figures(predicted[mask], self.truth[mask]).as_dict()
         out["per_language"] = per_language
         return out
 
@@ -143,21 +143,21 @@ class EvalResult:
 
 
 def evaluate(
-    topics: Sequence[match.TopicModel],
+    topics: Sequence[scoring.TopicModel],
     items: Sequence[LabeledItem],
     vectors: np.ndarray,
-    params: match.ScoringParams = match.DEFAULT_PARAMS,
+    params: scoring.ScoringParams = scoring.DEFAULT_PARAMS,
 ) -> EvalResult:
     """Score every item against every topic; an item is relevant when any topic matches."""
     texts = [f"{i.title}\n{i.text}" for i in items]
     margins = np.full(len(items), -np.inf)
     for topic in topics:
-        verdicts = match.score_many(topic, texts, vectors, params)
+        verdicts = scoring.score_many(topic, texts, vectors, params)
         scores = np.array([v.score for v in verdicts]) - topic.threshold
         margins = np.maximum(margins, scores)
     truth = np.array([i.relevant for i in items], dtype=bool)
     result = EvalResult(
         margins, truth, [i.lang for i in items], thresholds={t.name: t.threshold for t in topics}
     )
-    result.offset = match.best_offset(margins, truth)
+    result.offset = scoring.best_offset(margins, truth)
     return result

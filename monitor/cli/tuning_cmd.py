@@ -9,12 +9,11 @@ from typing import Any, Literal
 
 import typer
 
+from monitor import evaluate as ev
 from monitor.cli import common
 from monitor.embed import load_embedder, model_id_for
-from monitor.pipeline import evaluate as ev
 from monitor.pipeline import matching as stage
-from monitor.store import db
-from monitor.store import matching as store
+from monitor.store import db, matches
 from monitor.store.models import Topic
 
 Judgement = Literal["relevant", "irrelevant"]
@@ -37,7 +36,7 @@ def feedback(
     """
     value = judgement
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        row = store.record_feedback(session, match_id, value == "relevant")
+        row = matches.record_feedback(session, match_id, value == "relevant")
         topic = session.get(Topic, row.topic_id)
         name = topic.name if topic else row.topic_id
     typer.echo(f"match {match_id}: recorded as {value} for topic {name}")
