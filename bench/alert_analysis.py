@@ -6,9 +6,9 @@
 
 A replay takes an hour of a shared machine; most of it is embedding articles that can never
 alert because a ``require`` group is missing. This script applies the topics' cheap text checks
-first with monitor's own scoring code (``monitor.match.lexical_adjustment``: require groups,
+first with monitor's own scoring code (``monitor.scoring.lexical_adjustment``: require groups,
 exclude), embeds only the entries that pass them for some topic (the passage side, the text the
-matching stage embeds), scores them with ``monitor.match.score_many`` and prints, at the
+matching stage embeds), scores them with ``monitor.scoring.score_many`` and prints, at the
 configured thresholds and at shifts around them:
 
 - precision, recall and false alerts per simulated day of the matched articles against the
@@ -46,10 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from monitor import match
+from monitor import evaluate as ev
+from monitor import scoring
 from monitor.config import load_config
 from monitor.embed import PASSAGE, Embedder, Kind, article_text, load_embedder
-from monitor.pipeline import evaluate as ev
 from monitor.pipeline.matching import scoring_params
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -150,20 +150,20 @@ def read_stream(path: Path) -> list[Entry]:
 class Scored:
     margin: np.ndarray  # best (score - threshold) over topics, per candidate
     topic: list[str]  # the topic giving that margin
-    verdicts: list[match.Verdict]
+    verdicts: list[scoring.Verdict]
 
 
 def score_entries(
-    topics: list[match.TopicModel],
+    topics: list[scoring.TopicModel],
     texts: list[str],
     vectors: np.ndarray,
-    params: match.ScoringParams,
+    params: scoring.ScoringParams,
 ) -> Scored:
     margin = np.full(len(texts), -np.inf)
     best_topic = [""] * len(texts)
-    best_verdict: list[match.Verdict | None] = [None] * len(texts)
+    best_verdict: list[scoring.Verdict | None] = [None] * len(texts)
     for topic in topics:
-        for i, verdict in enumerate(match.score_many(topic, texts, vectors, params)):
+        for i, verdict in enumerate(scoring.score_many(topic, texts, vectors, params)):
             m = verdict.score - topic.threshold
             if m > margin[i]:
                 margin[i], best_topic[i], best_verdict[i] = m, topic.name, verdict
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(args.config)
     params = scoring_params(cfg)
-    kinds = {f.name: f.type for f in fields(match.ScoringParams)}
+    kinds = {f.name: f.type for f in fields(scoring.ScoringParams)}
     for item in args.param:
         name, _, value = item.partition("=")
         if name not in kinds:
@@ -238,9 +238,9 @@ def main(argv: list[str] | None = None) -> int:
 def analyse_stream(
     args: argparse.Namespace,
     cfg: Any,
-    topics: list[match.TopicModel],
+    topics: list[scoring.TopicModel],
     embedder: CachedEmbedder,
-    params: match.ScoringParams,
+    params: scoring.ScoringParams,
 ) -> dict[str, Any]:
     entries = read_stream(args.stream)
     if args.days is not None:
@@ -254,7 +254,8 @@ def analyse_stream(
     ).total_seconds() / 86400 or 1
     texts = [f"{e.title}\n{e.summary}" for e in entries]  # what aliases are searched in
     passes = [
-        any(not match.lexical_adjustment(t, text, params).vetoed for t in topics) for text in texts
+        any(not scoring.lexical_adjustment(t, text, params).vetoed for t in topics)
+        for text in texts
     ]
     cand = [i for i, ok in enumerate(passes) if ok]
     print(
@@ -359,7 +360,7 @@ def analyse_eval(
     cfg: Any,
     specs: list[Any],
     embedder: CachedEmbedder,
-    params: match.ScoringParams,
+    params: scoring.ScoringParams,
 ) -> dict[str, Any]:
     items = ev.read_labeled(args.eval)
     vectors = ev.embed_items(embedder, items, cfg.model.max_seq_length)
