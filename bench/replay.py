@@ -663,7 +663,13 @@ def _print(r: dict[str, Any]) -> None:
         f"{r['duplicate_deliveries']}, Slack POSTs {r['duplicate_slack_posts']} (must be 0)"
     )
     close = r["polls_within_half_interval"]
-    print(f"feeds polled twice within half an interval: {len(close)}")
+    across = [c for c in close if len(set(c["workers"])) > 1]
+    print(
+        f"feeds polled twice within half an interval: {len(close)} "
+        f"({len(across)} of them by two different workers)"
+    )
+    for item in across[:10]:
+        print(f"  {item['feed']} {item['gap_s']} s apart, by workers {item['workers']}")
     for item in close[:10]:
         print(f"  {item['feed']} {item['gap_s']} s apart, by workers {item['workers']}")
     for worker, share in sorted(r.get("per_worker", {}).items()):
