@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 from sqlalchemy import func, select
 
+from monitor.clock import Clock
 from monitor.config import PACKAGED_E5_MODEL, ModelConfig, parse_config
 from monitor.embed import PASSAGE, article_text, load_embedder
-from monitor.pipeline.clock import CLOCK_KEY
 from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.runtime import open_runtime
 from monitor.store import db
@@ -104,7 +104,7 @@ def replay(
         )
         runtime = open_runtime(parse_config(text, Path(tmp) / "config.toml"))
         now = {"t": datetime.now(UTC)}
-        runtime.resources[CLOCK_KEY] = lambda: now["t"]
+        runtime.resources.clock = Clock(lambda: now["t"])
         feeds: dict[str, int] = {}
         try:
             for index, (entry, vector) in enumerate(zip(entries, vectors, strict=True)):

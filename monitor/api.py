@@ -26,12 +26,9 @@ The API reads through :mod:`monitor.store.read_models` only, so ``monitor matche
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,12 +52,26 @@ from monitor import __version__, search, signing
 from monitor.alert import atom
 from monitor.errors import ConfigError, ModelError, MonitorError, NotFoundError
 from monitor.logs import event
+from monitor.pipeline import subscriptions
 from monitor.pipeline.runtime import Runtime
-from monitor.store import db, published, read_models
+from monitor.store import db, published, queries, read_models
+from monitor.web import install as install_pages
+from monitor.web.access import (
+    COOKIE,
+    SESSION_MAX_AGE_S,
+    Access,
+    make_session,
+    require_admin,
+    require_reader,
+    valid_session,
+)
+from monitor.web.guard import DbSession
+from monitor.web.render import ENV
+
+__all__ = ["COOKIE", "SESSION_MAX_AGE_S", "create_app", "make_session", "valid_session"]
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 SWAGGER_UI = Path(fastapi_offline.__file__).resolve().parent / "static"
 # every file /static/ serves: a fixed list, so no path from a request reaches the file system
@@ -71,9 +82,9 @@ ASSETS = {
     "swagger-ui-bundle.js": SWAGGER_UI / "swagger-ui-bundle.js",
     "favicon.png": SWAGGER_UI / "favicon.png",
 }
-COOKIE = "monitor_session"
-SESSION_MAX_AGE_S = 7 * 86400
 MAX_BODY_BYTES = 64 * 1024  # the page's forms and the feedback JSON are a few bytes
+# the feeds page's OPML upload: a subscription list of thousands of feeds is a few hundred KB
+UPLOAD_PATHS = {"/feeds/import": 2 * 1024 * 1024}
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
 CSP = "; ".join(
     [
@@ -101,15 +112,10 @@ class FeedbackIn(BaseModel):
     relevant: bool
 
 
-def _db_session(request: Request) -> Iterator[Any]:
-    """One transaction per request, committed when the handler returns."""
-    with db.session_scope(request.app.state.runtime.sessions) as session:
-        yield session
-
-
-# scope="function": commit BEFORE the answer is sent (FastAPI's default for yield dependencies
-# ends them after the response, so a client reading right after its POST saw the old state)
-DbSession = Annotated[Any, Depends(_db_session, scope="function")]
+class FeedIn(BaseModel):
+    url: str
+    name: str = ""
+    discover: bool = True
 
 
 def is_loopback(host: str) -> bool:
@@ -128,12 +134,6 @@ def check_bind(host: str, token: str) -> None:
             f"api.host is {host}, beyond loopback: set api.token (e.g. token = "
             '"${MONITOR_API_TOKEN}") so the API is not open to the network'
         )
-
-
-def safe_url(value: object) -> str:
-    """Feed links go into href: only http(s) survive (a javascript: link would run on click)."""
-    text = str(value or "").strip()
-    return text if urlsplit(text).scheme.lower() in ("http", "https") else "#"
 
 
 def host_name(netloc: str) -> str:
@@ -192,9 +192,10 @@ class _Guard:
             return
         send = _with_security_headers(send)
         headers = Headers(scope=scope)
-        refusal = self._refusal(scope["method"], headers)
+        limit = UPLOAD_PATHS.get(scope.get("path", ""), MAX_BODY_BYTES)
+        refusal = self._refusal(scope["method"], headers, limit)
         if refusal is None and scope["method"] not in SAFE_METHODS:
-            body, refusal = await _read_body(receive)
+            body, refusal = await _read_body(receive, limit)
             receive = _replay(body, receive)
         if refusal is not None:
             status, detail = refusal
@@ -202,7 +203,7 @@ class _Guard:
             return
         await self.app(scope, receive, send)
 
-    def _refusal(self, method: str, headers: Headers) -> tuple[int, str] | None:
+    def _refusal(self, method: str, headers: Headers, limit: int) -> tuple[int, str] | None:
         host = headers.get("host", "")
         if not self.hosts.allows(host):
             return 400, (
@@ -213,8 +214,8 @@ class _Guard:
         if method not in SAFE_METHODS and origin and self.hosts.foreign_origin(origin, host):
             return 403, f'cross-site request refused (origin "{origin}" is not this server)'
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return 413, f"request body over {MAX_BODY_BYTES} bytes"
+        if declared.isdigit() and int(declared) > limit:
+            return 413, f"request body over {limit} bytes"
         return None
 
 
@@ -229,9 +230,9 @@ def _with_security_headers(send: Send) -> Send:
     return wrapped
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
-    """The whole body, or a 413 refusal as soon as it grows past MAX_BODY_BYTES (a chunked
-    body declares no length)."""
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, tuple[int, str] | None]:
+    """The whole body, or a 413 refusal as soon as it grows past ``limit`` (a chunked body
+    declares no length)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -240,8 +241,8 @@ async def _read_body(receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
             break  # the client went away; the route sees an empty body
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return b"", (413, f"request body over {MAX_BODY_BYTES} bytes")
+        if size > limit:
+            return b"", (413, f"request body over {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -256,29 +257,6 @@ def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
         return pending.pop() if pending else await receive()
 
     return replay
-
-
-def _session_key(token: str) -> bytes:
-    """The key that signs sessions, derived from the token: every worker and restart agrees
-    on it, and a new token ends every session."""
-    return hmac.new(token.encode(), b"monitor web session v1", hashlib.sha256).digest()
-
-
-def make_session(token: str, now: float | None = None) -> str:
-    """The login cookie's value: ``<issued unix time>.<HMAC>``; it does not contain the token."""
-    issued = str(int(time.time() if now is None else now))
-    mac = hmac.new(_session_key(token), issued.encode(), hashlib.sha256).hexdigest()
-    return f"{issued}.{mac}"
-
-
-def valid_session(token: str, value: str, now: float | None = None) -> bool:
-    """Signed with this token's key, and issued less than SESSION_MAX_AGE_S ago."""
-    issued, _, mac = value.partition(".")
-    if not (issued.isdigit() and len(issued) <= 12 and mac):
-        return False
-    expected = hmac.new(_session_key(token), issued.encode(), hashlib.sha256).hexdigest()
-    age = (time.time() if now is None else now) - int(issued)
-    return hmac.compare_digest(mac, expected) and -60 <= age <= SESSION_MAX_AGE_S
 
 
 def _when(value: str | None, name: str) -> datetime | None:
@@ -300,18 +278,15 @@ def _row_id(value: int, name: str) -> int:
     return value
 
 
-def _templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-    )
-    env.filters["when"] = lambda v: v.strftime("%Y-%m-%d %H:%M") if v else "-"
-    env.filters["safe_url"] = safe_url
-    return env
-
-
-def create_app(runtime: Runtime, *, token: str | None = None, host: str | None = None) -> FastAPI:
-    """The whole HTTP surface for one runtime; ``token`` overrides ``api.token`` and ``host``
-    (the address it listens on) ``api.host``."""
+def create_app(
+    runtime: Runtime,
+    *,
+    token: str | None = None,
+    host: str | None = None,
+    read_token: str | None = None,
+) -> FastAPI:
+    """The whole HTTP surface for one runtime; ``token`` overrides ``api.token``,
+    ``read_token`` ``api.read_token`` and ``host`` (the address it listens on) ``api.host``."""
     api = runtime.config.api
     secret = api.token.get_secret_value() if token is None else token
     app = FastAPI(
@@ -323,22 +298,13 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         swagger_ui_oauth2_redirect_url=None,
     )
     app.add_middleware(_Guard, hosts=HostRule.build(host or api.host, api.allowed_hosts))
-    env = _templates()
-
-    def authorize(request: Request) -> None:
-        if not secret:
-            return
-        header = request.headers.get("authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        if given and hmac.compare_digest(given.encode(), secret.encode()):
-            return
-        if not valid_session(secret, request.cookies.get(COOKIE, "")):
-            raise HTTPException(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-
+    env = ENV
+    reader = api.read_token.get_secret_value() if read_token is None else read_token
+    access = Access(secret, reader if secret else "")
     app.state.runtime = runtime
-    auth = [Depends(authorize)]
+    app.state.access = access
+    auth = [Depends(require_reader)]  # read, and judge matches
+    admin = [Depends(require_admin)]  # change feeds, topics or channels
 
     @app.exception_handler(NotFoundError)
     def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
@@ -358,7 +324,9 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         detail = f"a number in the request is out of range (ids go up to {MAX_ID})"
         return JSONResponse({"detail": detail}, status_code=400)
 
-    @app.get("/api/matches", dependencies=auth, summary="Matches, newest first (keyset pages)")
+    @app.get(
+        "/api/matches", dependencies=auth, summary="Matches, newest (or best) first, keyset pages"
+    )
     def api_matches(
         s: DbSession,
         topic: str | None = None,
@@ -370,8 +338,14 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
         lang: str | None = None,
         limit: Annotated[int, Query(ge=1, le=read_models.MAX_LIMIT)] = 50,
         cursor: str | None = None,
+        alerted: bool | None = None,
+        judged: bool | None = None,
+        sort: Annotated[str, Query(pattern="^(time|score)$")] = "time",
     ) -> dict[str, Any]:
         flt = read_models.MatchFilter(
+            alerted=alerted,
+            judged=judged,
+            sort=sort,
             topic=topic,
             since=_when(since, "since"),
             until=_when(until, "until"),
@@ -422,6 +396,20 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
     def api_feedback(match_id: int, body: FeedbackIn, s: DbSession) -> dict[str, Any]:
         return read_models.record_feedback(s, _row_id(match_id, "match id"), body.relevant)
 
+    @app.post("/api/feeds", dependencies=admin, summary="Add a feed (admin token)")
+    def api_add_feed(body: FeedIn, s: DbSession) -> dict[str, Any]:
+        added = subscriptions.add_feed(
+            s, runtime.config.polling, body.url, name=body.name, find=body.discover
+        )
+        return {"id": added.id, "url": added.url, "restored": added.restored}
+
+    @app.post(
+        "/api/feeds/{feed_id}/disable", dependencies=admin, summary="Stop polling (admin token)"
+    )
+    def api_disable_feed(feed_id: int, s: DbSession) -> dict[str, Any]:
+        removal = subscriptions.disable_feed(s, runtime.config, str(_row_id(feed_id, "feed id")))
+        return {"id": removal.id, "url": removal.url, "enabled": False}
+
     @app.get("/healthz", summary="200 when the scheduler ticked recently and the DB answers")
     def healthz() -> JSONResponse:
         return _health(runtime)
@@ -435,18 +423,16 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request, s: DbSession, q: str = "") -> Response:
-        if secret:
-            try:
-                authorize(request)
-            except HTTPException:
-                return RedirectResponse("/login", status_code=303)
+        role = access.role_of(request)
+        if role is None:
+            return RedirectResponse("/login", status_code=303)
         results = search.search_articles(runtime, q, limit=20) if q.strip() else None
         html = env.get_template("index.html.j2").render(
             topics=_topics_with_matches(s),
             feeds=read_models.list_feed_health(s),
             q=q,
             results=results,
-            version=__version__,
+            role=str(role),
         )
         return HTMLResponse(html)
 
@@ -469,12 +455,13 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         token_in = (await _form(request)).get("token", "")
-        if not secret or not hmac.compare_digest(token_in.encode(), secret.encode()):
+        role = access.token_role(token_in) if secret else None
+        if role is None:
             return HTMLResponse(env.get_template("login.html.j2").render(error=True), 401)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
             COOKIE,
-            make_session(secret),
+            make_session(access.signing_token(role)),
             max_age=SESSION_MAX_AGE_S,
             httponly=True,
             samesite="strict",
@@ -519,13 +506,14 @@ def create_app(runtime: Runtime, *, token: str | None = None, host: str | None =
     def topic_feed(name: str, request: Request, s: DbSession, token: str = "") -> Response:
         # a feed reader cannot send the bearer token: the topic's own read token opens it
         if secret and not (link_key and token and signing.feed_token_ok(link_key, name, token)):
-            authorize(request)
+            require_reader(request)
         site = runtime.config.api.public_url or str(request.base_url).rstrip("/")
         self_url = site + signing.feed_path(None, name)
         items = published.alerted_matches(s, name)
         body = atom.topic_feed(name, items, self_url=self_url, site_url=site + "/")
         return Response(body, media_type=atom.CONTENT_TYPE)
 
+    install_pages(app)
     return app
 
 
@@ -589,23 +577,20 @@ def _health(runtime: Runtime) -> JSONResponse:
     max_age = max(config.api.heartbeat_max_age, 3 * config.polling.tick)
     try:
         with db.session_scope(runtime.sessions) as s:
-            last = read_models.last_heartbeat(s)
+            alive = queries.liveness(s, max_age)
     except Exception as exc:  # any database failure means unhealthy, with the reason shown
         # the class name only: driver messages can carry connection details
         return JSONResponse(
             {"status": "unhealthy", "database": f"error: {type(exc).__name__}"}, 503
         )
-    now = datetime.now(UTC)
-    age = (now - last).total_seconds() if last else None
-    healthy = age is not None and age <= max_age
     body = {
-        "status": "ok" if healthy else "unhealthy",
+        "status": "ok" if alive.healthy else "unhealthy",
         "database": "ok",
-        "last_tick": last.isoformat() if last else None,
-        "tick_age_s": round(age, 1) if age is not None else None,
+        "last_tick": alive.last_tick.isoformat() if alive.last_tick else None,
+        "tick_age_s": round(alive.age_s, 1) if alive.age_s is not None else None,
         "max_age_s": max_age,
     }
-    return JSONResponse(body, 200 if healthy else 503)
+    return JSONResponse(body, 200 if alive.healthy else 503)
 
 
 class _DbCollector:

@@ -209,9 +209,7 @@ class FeedConfig(_Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f'expected an http(s) URL, got "{value}"')
-        return value
+        return _http_url(value)
 
     @field_validator("language")
     @classmethod
@@ -377,6 +375,11 @@ class ApiConfig(_Section):
     )
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
     token: SecretStr = Field(SecretStr(""), description="Bearer token (use ${VAR}).")
+    read_token: SecretStr = Field(
+        SecretStr(""),
+        description="Optional second bearer token (use ${VAR}) that can read and judge "
+        "matches but cannot change feeds, topics or channels. Needs api.token.",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host names the API answers to besides localhost, loopback addresses and "
@@ -405,9 +408,7 @@ class ApiConfig(_Section):
     @field_validator("public_url")
     @classmethod
     def _public_http_url(cls, value: str) -> str:
-        if value and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f'expected an http(s) URL, got "{value}"')
-        return value.rstrip("/")
+        return _http_url(value).rstrip("/") if value else value
 
     @model_validator(mode="after")
     def _public_url_needs_token(self) -> ApiConfig:
@@ -415,6 +416,15 @@ class ApiConfig(_Section):
             raise ValueError(
                 "public_url needs api.token: alert links are signed with a key derived from it"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _read_token_needs_token(self) -> ApiConfig:
+        read = self.read_token.get_secret_value()
+        if read and not self.token.get_secret_value():
+            raise ValueError("read_token needs api.token: without it every caller is an admin")
+        if read and read == self.token.get_secret_value():
+            raise ValueError("read_token must differ from api.token")
         return self
 
     @field_validator("allowed_hosts")
@@ -498,12 +508,11 @@ class Config(_Section):
     def database_url(self) -> str:
         """The database URL with a relative SQLite path resolved against the config folder."""
         url = self.database.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and url != "sqlite:///:memory:":
-            file_part = url[len(prefix) :]
-            if file_part and not file_part.startswith("/"):
-                return prefix + str((self.base_dir / file_part).resolve())
-        return url
+        path = sqlite_path(url)
+        if path is None or path.startswith("/"):
+            return url
+        head = url[: url.index(":///") + 4]
+        return head + str((self.base_dir / path).resolve()) + url[len(head) + len(path) :]
 
     def enabled_channels(self) -> dict[str, ChannelConfig]:
         return {name: ch for name, ch in self.alerts.items() if ch.enabled}
@@ -892,3 +901,22 @@ def iter_documented_fields() -> Iterator[tuple[str, str]]:
                 yield dotted, field.description or ""
 
     yield from walk(Config, "")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (``sqlite:///data/monitor.db?x=y`` -> ``data/monitor.db``), as
+    written (relative or absolute); None for another database or an in-memory one. The one
+    place that reads a file name out of a database URL."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return path
+
+
+def _http_url(value: str) -> str:
+    """``value`` when it is an http(s) URL with a host; else the ValueError pydantic reports."""
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f'expected an http(s) URL, got "{value}"')
+    return value

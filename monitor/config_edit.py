@@ -112,7 +112,7 @@ def _splice(original: str, rendered: str) -> str | None:
     found as the latest line start, within the common prefix, whose rest of the original ends
     the rendering.
     """
-    start = _common_prefix(original, rendered)
+    start = len(os.path.commonprefix([original, rendered]))  # noqa: RUF071 (characters, not paths)
     start = original.rfind("\n", 0, start) + 1 if start < len(original) else start
     while start > 0 and not rendered.endswith(original[start:]):
         start = original.rfind("\n", 0, start - 1) + 1
@@ -129,15 +129,6 @@ def _splice(original: str, rendered: str) -> str | None:
     lead = "" if not before or before.endswith("\n\n") else "\n"
     trail = "\n" if not after or after.startswith("\n") else "\n\n"
     return before + lead + block + trail + after
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def validate(text: str, config_path: Path) -> Config:
@@ -179,5 +170,35 @@ def add_topic_table(config_path: Path, values: Mapping[str, Any], comment: str =
     except ConfigError as exc:
         # the line named is in the text that was not written
         raise ConfigError(f"not added, the new table would be invalid: {exc}") from None
+    write_atomically(config_path, new_text)
+    return config
+
+
+def update_topic_table(config_path: Path, name: str, values: Mapping[str, Any]) -> Config:
+    """Set ``values`` in the ``[[topics]]`` table named ``name``, in place: its other keys,
+    its comments and the rest of the file stay as they were (tomlkit keeps the layout of what
+    it does not touch). A key whose value is None is removed. Validated before the atomic
+    write, like :func:`add_topic_table`; on any error the file is unchanged."""
+    try:
+        original = config_path.read_text(encoding="utf-8")
+        document = tomlkit.parse(original)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc}") from None
+    except tomlkit.exceptions.TOMLKitError as exc:
+        raise ConfigError(f"cannot edit the config: invalid TOML: {exc}") from None
+    topics = document.get("topics")
+    table = next((t for t in topics or () if t.get("name") == name), None)
+    if table is None:
+        raise ConfigError(f'{config_path}: no [[topics]] table named "{name}" to edit')
+    for key, value in values.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = _value(value)
+    new_text = tomlkit.dumps(document)
+    try:
+        config = validate(new_text, config_path)
+    except ConfigError as exc:
+        raise ConfigError(f"not saved, the edited table would be invalid: {exc}") from None
     write_atomically(config_path, new_text)
     return config

@@ -21,7 +21,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -29,15 +28,11 @@ from typing import IO, Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from monitor.config import load_config
+from monitor.config import load_config, sqlite_path
 from monitor.errors import ConfigError, DatabaseError, MonitorError
 from monitor.logs import event
 from monitor.memory import release_free_memory
 from monitor.pipeline import cycle
-from monitor.pipeline.delivery import dispatch_due
-from monitor.pipeline.fulltext import fetch_full_texts
-from monitor.pipeline.matching import match_new
-from monitor.pipeline.polling import poll_due
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, queries
 
@@ -52,8 +47,9 @@ class SqliteOwnerLock:
     def __init__(self, database_url: str) -> None:
         self.path: Path | None = None
         self._handle: IO[str] | None = None
-        if db.is_sqlite(database_url) and ":memory:" not in database_url:
-            self.path = Path(database_url.split("///", 1)[-1] + ".lock")
+        path = sqlite_path(database_url)
+        if path is not None:
+            self.path = Path(path + ".lock")
 
     def acquire(self) -> None:
         if self.path is None:
@@ -128,21 +124,14 @@ class Daemon:
     def start(self) -> None:
         self._lock.acquire()
         tick = self.runtime.config.polling.tick
-        stages: list[tuple[str, Callable[[Runtime], Any]]] = [
-            ("heartbeat", cycle.beat),
-            ("poll", poll_due),
-            ("fulltext", fetch_full_texts),
-            ("match", match_new),
-            ("deliver", dispatch_due),
-        ]
-        for name, stage in stages:
+        for name, stage in cycle.STAGES:
             self.scheduler.add_job(
                 self._job(name, stage),
                 "interval",
                 seconds=tick,
                 id=name,
                 name=name,
-                next_run_time=_now(),
+                next_run_time=self.runtime.clock.now(),
             )
         logging.getLogger("apscheduler.scheduler").addFilter(_BusyStageFilter())
         self.scheduler.start()
@@ -236,7 +225,3 @@ class Daemon:
         if self.abandoned:
             logging.shutdown()
             os._exit(0)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

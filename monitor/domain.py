@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +93,64 @@ class Explanation:
     missing_groups: tuple[tuple[str, ...], ...] = ()
     excluded_by: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# -- the outbox ------------------------------------------------------------------------------
+
+
+class DeliveryKind(StrEnum):
+    """What an outbox row sends, and so the kind of the Message a channel gets (the webhook
+    body's ``kind``). Stored as its value; a CHECK constraint holds the column to these."""
+
+    ALERT = "alert"  # one match
+    DIGEST = "digest"  # several queued alerts of a topic, folded at a digest slot
+    HEALTH = "health"  # an operator notice: a feed failing or recovered
+    TEST = "test"  # a notice sent to try a channel
+
+
+class DeliveryStatus(StrEnum):
+    """Where an outbox row is: ``pending -> sending -> sent | failed``; rows for a digest wait
+    as ``queued_digest`` and become ``digested`` once folded into a digest row."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    QUEUED_DIGEST = "queued_digest"
+    DIGESTED = "digested"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPayload:
+    """What an ``alert`` row records of its match when it is queued."""
+
+    article_id: int
+    topic: str
+    score: float
+    story_id: int | None = None
+    story_update: bool = False  # the article joined a story that already alerted
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPayload:
+    """A digest row (or one part of a split digest): the ``alert`` rows it folds, in order."""
+
+    topic: str
+    slot: str  # the digest slot, ISO 8601
+    members: tuple[int, ...]
+    part: int | None = None  # 1-based, set only when the digest is split into several rows
+    parts: int | None = None
+    total: int | None = None  # alerts over all parts
+
+
+@dataclass(frozen=True, slots=True)
+class NoticePayload:
+    """A ``health`` or ``test`` row: text for the operator, and for health the feed's state."""
+
+    notice: str
+    topic: str = ""
+    state: str | None = None  # health: "down" or "up"
+    failing_since: str | None = None  # health: the failing period it reports, ISO 8601
+
+
+Payload = AlertPayload | DigestPayload | NoticePayload

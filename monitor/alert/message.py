@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 from urllib.parse import quote
 
-MessageKind = Literal["alert", "digest", "health", "test"]
+from monitor.domain import DeliveryKind
+
+# a message is of the kind of the outbox row it is sent for: one enum for both
+MessageKind = DeliveryKind
 
 # Unicode bidi controls: embeddings/overrides, isolates, marks (LRM, RLM, ALM)
 _BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
@@ -185,14 +187,15 @@ class Message:
 
     def __post_init__(self) -> None:
         _clean(self, ("topic",), ("notice",))
+        object.__setattr__(self, "kind", MessageKind(self.kind))  # "alert" reads as ALERT
 
     @property
     def headline(self) -> str:
         """The one-line title: the article's title, or a summary for digests and notices."""
-        if self.kind == "alert" and self.alerts:
+        if self.kind == MessageKind.ALERT and self.alerts:
             prefix = "Update: " if self.alerts[0].is_story_update else ""
             return prefix + self.alerts[0].title
-        if self.kind == "digest":
+        if self.kind == MessageKind.DIGEST:
             count = self.part.total_alerts if self.part else len(self.alerts)
             head = f"{count} new article{'s' if count != 1 else ''}"
             return f"{head}, {self.part.label}" if self.part else head

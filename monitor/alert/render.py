@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from monitor.alert.message import Alert, Message, Part, http_link
+from monitor.alert.message import Alert, Message, MessageKind, Part, http_link
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -171,10 +171,10 @@ def slack_payload(message: Message) -> dict[str, Any]:
     digest goes through :func:`slack_payloads`.
     """
     blocks: list[dict[str, Any]] = []
-    if message.kind in ("health", "test"):
+    if message.kind in (MessageKind.HEALTH, MessageKind.TEST):
         blocks.append(_mrkdwn_section(slack_fit(message.notice, SLACK_TEXT_CHARS)))
     else:
-        if message.kind == "digest":
+        if message.kind == MessageKind.DIGEST:
             headline = slack_fit(message.headline, SLACK_FIELD_CHARS)
             topic = slack_fit(message.topic, SLACK_FIELD_CHARS)
             blocks.append(_mrkdwn_section(f"*{headline}* for topic {topic}"))
@@ -244,10 +244,10 @@ def webhook_payload(message: Message, key: str) -> dict[str, Any]:
     ``id`` repeats the Idempotency-Key header. A single alert's handles are repeated at the
     top level (``match_id``, ``article_id``, ``story_id``, ``score``, ``explanation``), null
     for digests and notices, whose alerts each carry their own."""
-    single = message.alerts[0] if message.kind == "alert" and message.alerts else None
+    single = message.alerts[0] if message.kind == MessageKind.ALERT and message.alerts else None
     return {
         "id": key,
-        "kind": message.kind,
+        "kind": message.kind.value,
         "topic": message.topic,
         "subject": subject(message),
         "notice": message.notice,

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from monitor.cli import common
+from monitor.domain import DeliveryStatus
 from monitor.errors import DeliveryError, NotFoundError
 from monitor.logs import setup_logging
 from monitor.redact import redact_text
@@ -40,13 +41,12 @@ def send_test_alert(
 
 
 def delivery_row(row: Delivery) -> dict[str, Any]:
-    payload = row.payload or {}
     return {
         "id": row.id,
         "channel": row.channel,
         "kind": row.kind,
         "status": row.status,
-        "topic": payload.get("topic", ""),
+        "topic": outbox.topic_of(row),
         "match_id": row.match_id,
         "attempts": row.attempts,
         "next_attempt": row.next_attempt_at if row.status == outbox.PENDING else None,
@@ -72,10 +72,11 @@ def list_(
     """
     if status and status not in outbox.STATUSES:
         raise NotFoundError(f'unknown status "{status}" (one of: {", ".join(outbox.STATUSES)})')
+    wanted = DeliveryStatus(status) if status else None
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         rows = [
             delivery_row(r)
-            for r in outbox.list_deliveries(session, status=status, channel=channel, limit=limit)
+            for r in outbox.list_deliveries(session, status=wanted, channel=channel, limit=limit)
         ]
     columns = ["id", "channel", "kind", "status", "topic", "attempts", "next_attempt", "sent_at"]
     columns += ["last_error"] if fmt == "table" else ["match_id", "created_at", "last_error", "key"]
@@ -119,13 +120,11 @@ def retry(
     from datetime import UTC, datetime
 
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        row = session.get(Delivery, delivery_id)
+        row = outbox.requeue_failed(session, delivery_id, datetime.now(UTC))
         if row is None:
             raise NotFoundError(f"no delivery {delivery_id} (see `monitor alerts list`)")
-        if row.status != outbox.FAILED:
+        if row.status != outbox.PENDING:
             raise NotFoundError(f"delivery {delivery_id} is {row.status}, not failed")
-        now = datetime.now(UTC)
-        row.status, row.next_attempt_at, row.created_at = outbox.PENDING, now, now
         typer.echo(f"delivery {delivery_id} queued again")
 
 

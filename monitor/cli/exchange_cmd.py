@@ -7,10 +7,7 @@ the commands still appear under ``monitor topics`` and ``monitor feeds``.
 
 from __future__ import annotations
 
-import re
 import sys
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
@@ -21,10 +18,8 @@ from monitor.cli.feeds_cmd import feeds_app
 from monitor.cli.topics_cmd import topics_app
 from monitor.config import Config
 from monitor.errors import MonitorError, NotFoundError
-from monitor.feeds.opml import Subscription, SubscriptionList, read_opml, write_opml
-from monitor.store import db, queries
-
-HTTP_URL = re.compile(r"^https?://[^\s/]+", re.IGNORECASE)
+from monitor.pipeline import subscriptions
+from monitor.store import db
 
 
 def api_base(config: Config) -> str:
@@ -57,34 +52,6 @@ def feed_url(name: str = typer.Argument(..., help="Topic name.")) -> None:
         )
 
 
-@dataclass
-class ImportReport:
-    """What an import did, for its one-line summary."""
-
-    added: list[Subscription] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)
-
-    def summary(self) -> str:
-        reasons = ", ".join(f"{n} {why}" for why, n in self.skipped.items())
-        return f"imported {len(self.added)} feeds" + (f"; skipped {reasons}" if reasons else "")
-
-
-def plan_import(listing: SubscriptionList, stored: set[str]) -> ImportReport:
-    """Which feeds to add: http(s) URLs not stored already. A feed listed twice in the file
-    was merged by the reader (with both listings' categories); its repeats are counted."""
-    report = ImportReport()
-    if listing.repeats:
-        report.skipped["listed twice"] = listing.repeats
-    for sub in listing.subscriptions:
-        if not HTTP_URL.match(sub.url):
-            report.skipped["not http(s)"] += 1
-        elif sub.url in stored:
-            report.skipped["already stored"] += 1
-        else:
-            report.added.append(sub)
-    return report
-
-
 @feeds_app.command("import")
 def import_opml(
     file: Path = typer.Argument(..., help="An OPML file, as feed readers export it."),
@@ -100,11 +67,9 @@ def import_opml(
         data = file.read_bytes()
     except OSError as exc:
         raise MonitorError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    listing = read_opml(data, str(file))
+    listing = subscriptions.read_list(data, str(file))
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        report = plan_import(listing, {f.url for f in queries.list_feeds(session)})
-        for sub in report.added:
-            queries.add_feed(session, sub.url, name=sub.title, tags=sub.tags)
+        report = subscriptions.import_opml(session, listing)
     typer.echo(report.summary())
 
 
@@ -122,22 +87,13 @@ def export_opml(
     if fmt != "opml":
         raise MonitorError(f'--format: "{fmt}" is not a known format (known: opml)')
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        subs = [
-            Subscription(
-                url=f.url,
-                title=f.name or f.title,
-                tags=tuple(str(t) for t in f.tags or ()),
-                site_url=f.site_url,
-            )
-            for f in queries.list_feeds(session)
-        ]
-    data = write_opml(subs)
+        data, count = subscriptions.export_opml(session)
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
         output.write_bytes(data)
-        typer.echo(f"exported {len(subs)} feeds to {output}", err=True)
+        typer.echo(f"exported {count} feeds to {output}", err=True)
 
 
 def register(app: typer.Typer) -> None:

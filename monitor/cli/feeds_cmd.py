@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
 
 from monitor.cli import common
-from monitor.config import Config, locate
-from monitor.feeds.discover import discover
+from monitor.config import Config
+from monitor.pipeline import subscriptions
+from monitor.redact import redact_text, redact_url
 from monitor.store import db, queries, read_models
 from monitor.store.models import Feed
 
 feeds_app = common.sub_app("List, add and remove feeds.")
 
 
-def feed_health(feed: Feed) -> str:
-    if not feed.enabled:
-        return f"disabled: {feed.disabled_reason}" if feed.disabled_reason else "disabled"
-    if feed.consecutive_errors:
-        return f"erroring ({feed.consecutive_errors}x): {feed.last_error}"
-    if feed.last_success_at is None:
-        return "new"
-    return "ok"
-
-
 def feed_row(feed: Feed) -> dict[str, Any]:
     return {
         "id": feed.id,
         "name": feed.name or feed.title,
-        "url": feed.url,
-        "moved_to": feed.redirect_url,
-        "health": feed_health(feed),
+        "url": redact_url(feed.url),
+        "moved_to": redact_url(feed.redirect_url) if feed.redirect_url else None,
+        "health": redact_text(feed.health_detail),
         "last_status": feed.last_status,
         "last_success": feed.last_success_at,
         "next_poll": feed.next_poll_at if feed.enabled else None,
@@ -85,33 +75,24 @@ def add(
 
     Example: monitor feeds add https://example.org/rss.xml --interval 30m
     """
-    interval_s = interval
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
-        if _known(queries.feed_by_url(session, url)):
-            return
-        if not no_discover:
-            found = discover(url, rt.config.polling)
-            if found != url:
-                typer.echo(f"found feed {found} on {url}")
-                if _known(queries.feed_by_url(session, found)):
-                    return
-            url = found
-        feed = queries.add_feed(session, url, name=name, interval_s=interval_s)
-        feed.next_poll_at = datetime.now(UTC)
-        typer.echo(f"feed {feed.id}: {feed.url}")
-
-
-def _known(feed: Feed | None) -> bool:
-    """Restore a feed removed earlier and say so (True); refuse a feed that is already polled
-    (exit 2: a usage mistake); False when there is no such feed yet."""
-    if feed is None:
-        return False
-    if queries.is_removed(feed):
-        queries.restore_feed(feed)
-        typer.echo(f"feed {feed.id}: {feed.url} (removed earlier; polled again, history kept)")
-        return True
-    where = f"; it moved to {feed.redirect_url}" if feed.redirect_url else ""
-    raise common.fail(f"feed {feed.id} already exists: {feed.url}{where}", code=2)
+        try:
+            added = subscriptions.add_feed(
+                session,
+                rt.config.polling,
+                url,
+                name=name,
+                interval_s=interval,
+                find=not no_discover,
+            )
+        except subscriptions.FeedExists as exc:
+            raise common.fail(str(exc), code=2) from None
+    if added.found_on:
+        typer.echo(f"found feed {added.url} on {added.found_on}")
+    if added.restored:
+        typer.echo(f"feed {added.id}: {added.url} (removed earlier; polled again, history kept)")
+    else:
+        typer.echo(f"feed {added.id}: {added.url}")
 
 
 @feeds_app.command("remove")
@@ -161,14 +142,12 @@ def _count(n: int, noun: str) -> str:
 
 def _refuse_config_feed(config: Config, feed: Feed) -> None:
     """A config feed would come back on the next sync: it is removed by editing config.toml."""
-    for index, spec in enumerate(config.feeds):
-        if spec.url == feed.url:
-            where = locate(config, ("feeds", index, "url"))
-            raise common.fail(
-                f"feed {feed.id} is listed in {where} (feeds[{index}]): delete that [[feeds]] "
-                "entry to remove it",
-                code=2,
-            )
+    where = subscriptions.config_entry(config, feed)
+    if where:
+        raise common.fail(
+            f"feed {feed.id} is listed in {where}: delete that [[feeds]] entry to remove it",
+            code=2,
+        )
 
 
 def register(app: typer.Typer) -> None:

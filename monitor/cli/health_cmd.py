@@ -5,8 +5,6 @@ Used by the Dockerfile's HEALTHCHECK and by monitoring scripts; no HTTP server n
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import typer
 
 from monitor.cli import common
@@ -28,11 +26,11 @@ def health(
     """
     cfg = common.config()
     with common.runtime(migrate=False, sync=False) as rt, db.session_scope(rt.sessions) as session:
-        workers = queries.live_workers(session, timedelta(seconds=max_age))
-    if not workers:
+        alive = queries.liveness(session, max_age)
+    if not alive.healthy:
         typer.echo(f"unhealthy: no daemon ticked in the last {max_age:g}s ({cfg.path})")
         raise typer.Exit(1)
-    typer.echo("healthy: " + ", ".join(w.id for w in workers))
+    typer.echo("healthy: " + ", ".join(alive.workers))
 
 
 def register(app: typer.Typer) -> None:

@@ -16,14 +16,13 @@ from monitor.config import format_duration, parse_duration
 from monitor.embed import PASSAGE, article_text
 from monitor.errors import MonitorError
 from monitor.pipeline import matching as stage
-from monitor.store import db, matches
+from monitor.pipeline import preview as previewing
+from monitor.store import db
 
 if TYPE_CHECKING:
     from monitor.pipeline.suggest import Group, Suggestion
 
 topics_app = common.sub_app("Inspect and try out topics.")
-
-PREVIEW_LIMIT = 50_000
 
 
 @topics_app.command("list")
@@ -134,20 +133,13 @@ def preview_topics(since: float, sample: int, topic: str | None = None) -> None:
     window = format_duration(since)
     with common.runtime() as rt, db.session_scope(rt.sessions) as session:
         models = _chosen(stage.topic_models(rt, session), topic)
-        articles = matches.articles_since(session, start, PREVIEW_LIMIT)
-        if not articles:
+        stored = previewing.stored_articles(rt, session, start)
+        if not stored.articles:
             typer.echo(f"no stored articles published in the last {window}")
             return
-        embedder = stage.get_embedder(rt)
-        vectors, _ = stage.ensure_vectors(
-            session, embedder, articles, rt.config.model.max_seq_length
-        )
-        matrix = np.vstack([vectors[a.id] for a in articles])
-        texts = [stage.full_text(a) for a in articles]
-        typer.echo(f"{len(articles)} stored articles published in the last {window}")
-        params = stage.scoring_params(rt.config)
+        typer.echo(f"{len(stored.articles)} stored articles published in the last {window}")
         for _, model in models:
-            _preview_topic(model, articles, texts, matrix, sample, params)
+            _preview_topic(model, stored.articles, previewing.score(rt, model, stored), sample)
 
 
 def _chosen(models: list[Any], topic: str | None) -> list[Any]:
@@ -164,12 +156,9 @@ def _chosen(models: list[Any], topic: str | None) -> list[Any]:
 def _preview_topic(
     model: scoring.TopicModel,
     articles: list[Any],
-    texts: list[str],
-    matrix: np.ndarray,
+    verdicts: list[scoring.Verdict],
     sample: int,
-    params: scoring.ScoringParams,
 ) -> None:
-    verdicts = scoring.score_many(model, texts, matrix, params)
     hits = sorted(
         (i for i, v in enumerate(verdicts) if v.matched), key=lambda i: -verdicts[i].score
     )

@@ -42,7 +42,7 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
 def _strict_root(data: bytes, source: str) -> ET.Element:
     """The document element, or one ParseError naming the file and line."""
     try:
-        root = SafeET.fromstring(data)
+        root: ET.Element = SafeET.fromstring(data)  # defusedxml is untyped
     except ET.ParseError as exc:
         line = exc.position[0] if getattr(exc, "position", None) else "?"
         reason = str(exc).split(":")[0]
@@ -134,4 +134,5 @@ def write_opml(subscriptions: Sequence[Subscription], title: str = "monitor feed
             parent = folders[name]
         _outline(parent, sub)
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return xml + b"\n"

@@ -462,7 +462,8 @@ class ParserPool:
 
     def parse_blocking(self, body: bytes, **kwargs: Any) -> ParsedFeed:
         """The same as :meth:`parse`, for callers without an event loop."""
-        return self._run((body,), kwargs)
+        parsed: ParsedFeed = self._run((body,), kwargs)
+        return parsed
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run another CPU-heavy function of untrusted input (``fn`` must be a module-level

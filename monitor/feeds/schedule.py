@@ -64,7 +64,7 @@ def error_delay(
     """Seconds until the next try after the ``consecutive_errors``-th error in a row (>= 1)."""
     exponent = min(max(consecutive_errors, 1) - 1, 30)
     base = max(bounds.interval_s, bounds.min_interval_s)
-    delay = min(base * (2**exponent), bounds.error_backoff_cap_s)
+    delay = min(base * float(2**exponent), bounds.error_backoff_cap_s)
     if retry_after_s is not None:
         delay = max(delay, min(retry_after_s, bounds.error_backoff_cap_s))
     return delay

@@ -28,7 +28,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from monitor.domain import FeedRef, FetchResult
@@ -44,7 +44,6 @@ from monitor.store import db, fulltext
 
 log = logging.getLogger(__name__)
 
-ROBOTS_KEY = "fulltext.robots"
 BATCH = 64  # pages claimed at once
 MAX_ATTEMPTS = 4  # transient failures (5xx, timeouts, a page with no text yet) retried so often
 RETRY_BASE_S = 120.0  # then 4 min, 8 min ... with a server's Retry-After honoured
@@ -60,21 +59,17 @@ class FullTextReport:
     skipped: Counter[str] = field(default_factory=Counter)  # reason kind -> count
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def fetch_full_texts(runtime: Runtime) -> FullTextReport:
     """Fetch every due article page, batch by batch; never raises for a bad page or host."""
     report = FullTextReport()
-    robots = runtime.resources.setdefault(
-        ROBOTS_KEY, RobotsCache(user_agent(runtime.config.polling))
-    )
+    if runtime.resources.robots is None:
+        runtime.resources.robots = RobotsCache(user_agent(runtime.config.polling))
+    robots = runtime.resources.robots
     lease_s = max(runtime.config.database.lease, runtime.config.polling.total_timeout * 4)
     while not runtime.stop.is_set():
         with db.session_scope(runtime.sessions) as session:
             jobs = fulltext.claim_pages(
-                session, runtime.worker_id, now=_now(), lease_s=lease_s, limit=BATCH
+                session, runtime.worker_id, now=runtime.clock.now(), lease_s=lease_s, limit=BATCH
             )
         if not jobs:
             break
@@ -149,12 +144,12 @@ class _Pages:
         return fulltext.PageOutcome(
             job.article_id,
             fulltext.DONE,
-            _now(),
+            self.runtime.clock.now(),
             body=body,
             lead=body_lead(job.title, job.summary, body),
             etag=result.etag,
             last_modified=result.last_modified,
-            fetched_at=_now(),
+            fetched_at=self.runtime.clock.now(),
         )
 
     def _skip(self, job: fulltext.PageJob, kind: str, reason: str) -> fulltext.PageOutcome:
@@ -167,7 +162,9 @@ class _Pages:
             url=job.url,
             reason=reason,
         )
-        return fulltext.PageOutcome(job.article_id, fulltext.SKIPPED, _now(), reason=reason)
+        return fulltext.PageOutcome(
+            job.article_id, fulltext.SKIPPED, self.runtime.clock.now(), reason=reason
+        )
 
     def _retry(
         self,
@@ -195,7 +192,7 @@ class _Pages:
             return fulltext.PageOutcome(
                 job.article_id,
                 fulltext.FAILED,
-                _now(),
+                self.runtime.clock.now(),
                 reason=reason,
                 etag=etag,
                 last_modified=last_modified,
@@ -205,7 +202,7 @@ class _Pages:
         return fulltext.PageOutcome(
             job.article_id,
             fulltext.PENDING,
-            _now() + timedelta(seconds=wait),
+            self.runtime.clock.now() + timedelta(seconds=wait),
             reason=reason,
             etag=etag,
             last_modified=last_modified,

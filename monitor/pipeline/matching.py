@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -43,7 +43,6 @@ from monitor.store.models import Article
 
 log = logging.getLogger(__name__)
 
-EMBEDDER_KEY = "embedder"
 # History batches are smaller than live ones: a fresh article waits at most for the history
 # batch in flight, and on CPU a batch of 16 embeds nearly as fast per text as one of 64.
 HISTORY_BATCH_DIVISOR = 4
@@ -52,7 +51,6 @@ HISTORY_BATCH_DIVISOR = 4
 # 512 texts pads far less than eight calls over 64 (measured: the stage went from 76% to over
 # 90% of raw encode throughput). History batches stay small so a fresh article never waits long.
 LIVE_BATCH_MULTIPLIER = 8
-TOPICS_KEY = "topic_models"
 
 
 @dataclass
@@ -67,11 +65,9 @@ class MatchReport:
 
 def get_embedder(runtime: Runtime) -> Embedder:
     """The process's embedder, loaded on first use and kept in ``runtime.resources``."""
-    embedder = runtime.resources.get(EMBEDDER_KEY)
-    if embedder is None:
-        embedder = load_embedder(runtime.config.model)
-        runtime.resources[EMBEDDER_KEY] = embedder
-    return embedder
+    if runtime.resources.embedder is None:
+        runtime.resources.embedder = load_embedder(runtime.config.model)
+    return runtime.resources.embedder
 
 
 def scoring_params(config: Config, *, use_require: bool = True) -> scoring.ScoringParams:
@@ -177,8 +173,8 @@ def topic_models(runtime: Runtime, session: Session) -> list[ScoredTopic]:
         tuple((ids[t.name], queries.topic_config_hash(t)) for t in specs),
         matches.feedback_version(session),
     )
-    cached = runtime.resources.get(TOPICS_KEY)
-    if isinstance(cached, _TopicCache) and cached.key == key:
+    cached = runtime.resources.topics
+    if cached is not None and cached.key == key:
         return list(cached.models)
     models = tuple(
         (
@@ -187,7 +183,7 @@ def topic_models(runtime: Runtime, session: Session) -> list[ScoredTopic]:
         )
         for spec in specs
     )
-    runtime.resources[TOPICS_KEY] = _TopicCache(key, models)
+    runtime.resources.topics = TopicCache(key, models)
     return list(models)
 
 
@@ -206,7 +202,7 @@ def _build(
 
 
 @dataclass(frozen=True)
-class _TopicCache:
+class TopicCache:
     """What the models were built from (model id, topic ids and config hashes, feedback
     version) and the models; plain values only."""
 
@@ -265,7 +261,7 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
     started = time.monotonic()
     with db.session_scope(runtime.sessions) as session:
         # live articles never wait for history ones embedded alongside them
-        page_wait_until = datetime.now(UTC) - timedelta(
+        page_wait_until = runtime.clock.now() - timedelta(
             seconds=runtime.config.polling.full_text_wait
         )
         articles = matches.claim_pending(
@@ -294,7 +290,7 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
             for article, verdict in zip(articles, verdicts, strict=True):
                 if verdict.matched and (article.id, topic.id) not in seen:
                     _record(session, runtime, article, topic, verdict, vectors[article.id], report)
-        matches.mark_matched(session, [a.id for a in articles])
+        matches.mark_matched(session, [a.id for a in articles], runtime.clock.now())
     report.batches += 1
     report.embedded += embedded
     report.scored += len(articles)

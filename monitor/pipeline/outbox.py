@@ -29,10 +29,12 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from monitor.config import TopicConfig
-from monitor.pipeline import clock
+from monitor.domain import AlertPayload, DeliveryStatus
+from monitor.embed import from_bytes
+from monitor.errors import ModelError
 from monitor.pipeline.runtime import Runtime
 from monitor.store import outbox
-from monitor.store.models import Article, Delivery, Match, Story, Topic
+from monitor.store.models import Article, Delivery, Match, Topic
 
 
 def enqueue_alerts(
@@ -53,10 +55,10 @@ def enqueue_alerts(
     spec = next((t for t in runtime.config.topics if topic and t.name == topic.name), None)
     if topic is None or spec is None:
         return []
-    now = clock.now(runtime)
+    now = runtime.clock.now()
     joined = assign_story(session, runtime, match, article, vector, now)
     if joined and not spec.realert_on_story_update:
-        match.alerted = False
+        outbox.mark_not_alerted(session, match)
         return []
     return _write_deliveries(session, runtime, spec, topic, match, article, now, update=joined)
 
@@ -78,28 +80,22 @@ def _write_deliveries(
         channel = channels.get(name)
         if channel is None:
             continue
-        status = outbox.PENDING
+        status = DeliveryStatus.PENDING
         if channel.mode == "digest" or _over_budget(session, spec, topic, name, now):
-            status = outbox.QUEUED_DIGEST
-        delivery = Delivery(
-            match_id=match.id,
-            channel=name,
-            kind="match",
-            status=status,
-            idempotency_key=f"match-{match.id}-{name}",
-            payload={
-                "article_id": article.id,
-                "topic": topic.name,
-                "score": match.score,
-                "story_id": match.story_id,
-                "story_update": update,
-            },
-            next_attempt_at=now,
-            created_at=now,
+            status = DeliveryStatus.QUEUED_DIGEST
+        payload = AlertPayload(
+            article_id=article.id,
+            topic=topic.name,
+            score=match.score,
+            story_id=match.story_id,
+            story_update=update,
         )
-        session.add(delivery)
-        session.flush()  # the next channel's budget count sees this row
-        deliveries.append(delivery)
+        # flushed by the store: the next channel's budget count sees this row
+        deliveries.append(
+            outbox.add_alert(
+                session, match_id=match.id, channel=name, status=status, payload=payload, now=now
+            )
+        )
     return deliveries
 
 
@@ -141,25 +137,9 @@ def assign_story(
             cfg.story_similarity,
             cfg.story_similarity_across_languages,
         )
-    if story_id is not None:
-        story = session.get(Story, story_id)
-        if story is not None:
-            match.story_id = story.id
-            story.article_count += 1
-            story.last_seen_at = now
-            session.flush()
-            return True
-    story = Story(
-        topic_id=match.topic_id,
-        first_article_id=article.id,
-        title=article.title,
-        created_at=now,
-        last_seen_at=now,
-    )
-    session.add(story)
-    session.flush()
-    match.story_id = story.id
-    session.flush()
+    if story_id is not None and outbox.join_story(session, match, story_id, now):
+        return True
+    outbox.start_story(session, match, article, now)
     return False
 
 
@@ -188,14 +168,14 @@ def _most_similar(
     stored = outbox.embeddings_of(session, [*ids, article.id])
     own = _unit(np.asarray(vector, dtype=np.float32)) if vector is not None else None
     if own is None and article.id in stored:
-        own = _unit(decode_vector(*stored[article.id]))
+        own = _decoded(*stored[article.id])
     if own is None:
         return None
     best_story, best = None, -math.inf
     for member in members:
         if member.article_id not in stored:
             continue
-        other = _unit(decode_vector(*stored[member.article_id]))
+        other = _decoded(*stored[member.article_id])
         if other is None or other.shape != own.shape:
             continue
         needed = (
@@ -219,10 +199,12 @@ def _base_language(code: str | None) -> str:
     return (code or "").split("-", 1)[0].split("_", 1)[0].strip().lower()
 
 
-def decode_vector(dim: int, raw: bytes) -> np.ndarray:
-    """Embedding bytes as float32 (or float64 when that is what was stored)."""
-    dtype = np.float64 if len(raw) == dim * 8 else np.float32
-    return np.frombuffer(raw, dtype=dtype).astype(np.float32)
+def _decoded(dim: int, raw: bytes) -> np.ndarray | None:
+    """A stored vector as a unit vector; None when it is zero or not ``dim`` long (corrupt)."""
+    try:
+        return _unit(from_bytes(raw, dim))
+    except ModelError:
+        return None
 
 
 def _unit(vec: np.ndarray) -> np.ndarray | None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.orm import Session
@@ -39,7 +39,6 @@ from monitor.store import db, polling
 
 log = logging.getLogger(__name__)
 
-PARSER_POOL = "feeds.parser_pool"
 BATCHES_IN_FLIGHT = 8  # claim this many times `concurrency` feeds at once
 WRITE_BATCH = 100  # most feed results written in one transaction
 T = TypeVar("T")
@@ -56,12 +55,10 @@ class PollReport:
 
 def parser_pool(runtime: Runtime) -> ParserPool:
     """The runtime's parser process pool, started on first use and closed with the runtime."""
-    pool = runtime.resources.get(PARSER_POOL)
-    if pool is None:
+    if runtime.resources.parser_pool is None:
         cfg = runtime.config.polling
-        pool = ParserPool(cfg.parse_workers, timeout_s=cfg.parse_timeout)
-        runtime.resources[PARSER_POOL] = pool
-    return pool
+        runtime.resources.parser_pool = ParserPool(cfg.parse_workers, timeout_s=cfg.parse_timeout)
+    return runtime.resources.parser_pool
 
 
 def poll_due(runtime: Runtime) -> PollReport:
@@ -72,10 +69,6 @@ def poll_due(runtime: Runtime) -> PollReport:
     poller = _Poller(runtime, parser_pool(runtime), report)
     asyncio.run(poller.run())
     return report
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _plain_not_modified(outcome: polling.PollOutcome) -> bool:
@@ -96,7 +89,7 @@ class _Poller:
             self.cfg.total_timeout * BATCHES_IN_FLIGHT + self.cfg.parse_timeout,
         )
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="poll-db")
-        self.started = _now()  # one run polls what was due when it started, once
+        self.started = self.runtime.clock.now()  # one run polls what was due when it started, once
         self._writes: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
         # feed id -> monotonic time after which starting its fetch could outlive the lease
@@ -129,7 +122,7 @@ class _Poller:
             feeds = polling.claim_due(
                 session,
                 self.runtime.worker_id,
-                now=_now(),
+                now=self.runtime.clock.now(),
                 lease_s=self.lease_s,
                 limit=self.batch,
                 due_before=self.started,
@@ -149,7 +142,7 @@ class _Poller:
         if self.runtime.stop.is_set():
             await self._db(self._release, feed)
             return
-        now = _now()
+        now = self.runtime.clock.now()
         try:
             result = await fetcher.fetch(feed, should_stop=lambda: self._should_skip(feed))
             if result.skipped:

@@ -1,16 +1,47 @@
-"""What one process needs to run stages: config, engine, sessions, identity, a stop signal."""
+"""What one process needs to run stages: config, engine, sessions, identity, a stop signal,
+and the stages' long-lived :class:`Resources`."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.clock import Clock
 from monitor.config import Config
+from monitor.embed import Embedder
+from monitor.feeds.parse import ParserPool
+from monitor.feeds.robots import RobotsCache
 from monitor.store import db, queries
+from monitor.store.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from monitor.pipeline.matching import TopicCache
+
+
+@dataclass
+class Resources:
+    """What stages keep between runs, created lazily by the stage that owns each one (tests
+    set them beforehand: a frozen clock, an already loaded embedder)."""
+
+    clock: Clock = field(default_factory=Clock)
+    embedder: Embedder | None = None  # pipeline/matching.get_embedder
+    topics: TopicCache | None = None  # pipeline/matching.topic_models
+    parser_pool: ParserPool | None = None  # pipeline/polling.parser_pool
+    robots: RobotsCache | None = None  # pipeline/fulltext
+    vector_indexes: dict[str, VectorIndex] = field(default_factory=dict)  # search, by model id
+
+    def close(self) -> None:
+        """Release what holds processes, threads or memory maps."""
+        for resource in (self.embedder, self.parser_pool, *self.vector_indexes.values()):
+            closer = getattr(resource, "close", None)
+            if callable(closer):
+                closer()
+        self.embedder, self.parser_pool, self.topics = None, None, None
+        self.vector_indexes.clear()
 
 
 @dataclass
@@ -20,15 +51,14 @@ class Runtime:
     sessions: sessionmaker[Session]
     worker_id: str
     stop: threading.Event = field(default_factory=threading.Event)
-    # stage-owned singletons (the embedding model, the parser pool...) live here, created lazily
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+
+    @property
+    def clock(self) -> Clock:
+        return self.resources.clock
 
     def close(self) -> None:
-        for resource in self.resources.values():
-            closer = getattr(resource, "close", None)
-            if callable(closer):
-                closer()
-        self.resources.clear()
+        self.resources.close()
         self.engine.dispose()
 
 

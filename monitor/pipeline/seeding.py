@@ -47,6 +47,8 @@ class NewTopic:
     require: tuple[tuple[str, ...], ...] = ()
     threshold: float | None = None
     channels: tuple[str, ...] = ()
+    source: str = ""  # where the seed came from, for the comment (default: url or file)
+    added_by: str = "`monitor topics add`"
 
 
 @dataclass(frozen=True)
@@ -175,9 +177,9 @@ def _write_table(
 
 def _provenance(new: NewTopic) -> str:
     """A comment above the new table saying where its seed came from (one line, no controls)."""
-    source = new.seed_url or (str(new.seed_file) if new.seed_file is not None else "")
+    source = new.source or new.seed_url or (str(new.seed_file) if new.seed_file is not None else "")
     source = "".join(c for c in source if c.isprintable())
-    return f"added by `monitor topics add`; seed from {source}" if source else ""
+    return f"added by {new.added_by}; seed from {source}" if source else ""
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -199,3 +201,44 @@ def _remove(path: Path, folder: Path | None) -> None:
     if folder is not None:
         with contextlib.suppress(OSError):
             folder.rmdir()
+
+
+@dataclass(frozen=True)
+class TopicEdit:
+    """New values for an existing topic; a new seed article replaces its seed files."""
+
+    name: str
+    descriptions: tuple[str, ...]
+    require: tuple[tuple[str, ...], ...]
+    threshold: float
+    channels: tuple[str, ...]
+    article: ExtractedArticle | None = None
+
+
+def edit_topic(config: Config, edit: TopicEdit) -> Config:
+    """Change a topic's table in ``config.path`` in place (its other keys and comments stay);
+    all or nothing, like :func:`add_topic`. Returns the new config."""
+    if not any(t.name == edit.name for t in config.topics):
+        raise MonitorError(f'no topic "{edit.name}" in {config.path}')
+    for channel in edit.channels:
+        if channel not in config.alerts:
+            defined = ", ".join(sorted(config.alerts)) or "none"
+            raise MonitorError(f'channel "{channel}" is not defined under [alerts] ({defined})')
+    values: dict[str, Any] = {
+        "descriptions": list(edit.descriptions) or None,
+        "require": [list(g) for g in edit.require] or None,
+        "threshold": edit.threshold,
+        "channels": list(edit.channels) or list(DEFAULT_CHANNELS),
+    }
+    if edit.article is None:
+        return config_edit.update_topic_table(config.path, edit.name, values)
+    seeds_dir = config.base_dir / SEEDS_DIR
+    created_dir = not seeds_dir.exists()
+    path = reserve_seed_file(seeds_dir, edit.name)
+    try:
+        path.write_text(edit.article.as_text(), encoding="utf-8")
+        values["seed"] = [f"{SEEDS_DIR}/{path.name}"]
+        return config_edit.update_topic_table(config.path, edit.name, values)
+    except BaseException:
+        _remove(path, seeds_dir if created_dir else None)
+        raise

@@ -46,6 +46,7 @@ inflected words with, and an alias another alias of the group already finds is d
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -406,7 +407,7 @@ def _merge(alias: str, spelling: str) -> str | None:
     words = []
     for a, b in zip(left, right, strict=True):
         stem_a = a.rstrip("*")
-        common = _common_prefix(stem_a, b)
+        common = len(os.path.commonprefix([stem_a, b]))  # noqa: RUF071 (characters, not paths)
         if common == len(stem_a) and (a.endswith("*") or common == len(b)):
             words.append(a)  # already covers b
         elif common >= MIN_PREFIX:
@@ -414,15 +415,6 @@ def _merge(alias: str, spelling: str) -> str | None:
         else:
             return None
     return " ".join(words)
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def families(keys: Sequence[str]) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from monitor.config import sqlite_path
 from monitor.errors import DatabaseError
 
 MIGRATIONS_PACKAGE = "monitor._migrations"
@@ -80,10 +81,8 @@ def _ensure_sqlite_file(url: str) -> None:
     """Create the folder, and the database file readable by its owner only (0600): it holds
     the articles and the outbox's payloads. SQLite gives -wal and -shm the main file's mode.
     An existing file keeps the mode it has."""
-    if "///" not in url:  # sqlite:// is an in-memory database
-        return
-    path = url.split("///", 1)[1].split("?", 1)[0]
-    if not path or path == ":memory:" or path.startswith("file:"):
+    path = sqlite_path(url)
+    if path is None:  # in memory
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with suppress(FileExistsError):

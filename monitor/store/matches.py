@@ -10,18 +10,23 @@ SQLite has a single writer anyway.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from monitor.clock import utcnow
 from monitor.errors import MonitorError, NotFoundError
-from monitor.store.models import Article, ArticleBody, Embedding, Feedback, Match, Topic
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from monitor.store.models import (
+    Article,
+    ArticleBody,
+    Embedding,
+    Feedback,
+    FeedbackEvent,
+    Match,
+    Topic,
+)
 
 
 def claim_pending(
@@ -128,10 +133,10 @@ def add_match(
     return row
 
 
-def mark_matched(session: Session, article_ids: Sequence[int]) -> None:
+def mark_matched(session: Session, article_ids: Sequence[int], now: datetime) -> None:
     if article_ids:
         session.execute(
-            update(Article).where(Article.id.in_(list(article_ids))).values(matched_at=_now())
+            update(Article).where(Article.id.in_(list(article_ids))).values(matched_at=now)
         )
 
 
@@ -181,7 +186,16 @@ def record_feedback(session: Session, match_id: int, relevant: bool) -> Feedback
         )
         session.add(row)
     else:
-        row.relevant, row.match_id, row.created_at = relevant, found.id, _now()
+        row.relevant, row.match_id, row.created_at = relevant, found.id, utcnow()
+    session.add(
+        FeedbackEvent(
+            article_id=found.article_id,
+            topic_id=found.topic_id,
+            match_id=found.id,
+            relevant=relevant,
+            created_at=row.created_at or utcnow(),
+        )
+    )
     session.flush()
     return row
 

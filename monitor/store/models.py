@@ -11,11 +11,14 @@ no time-zone type; code only ever sees aware UTC datetimes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -27,10 +30,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from monitor.clock import utcnow
+from monitor.domain import DeliveryKind, DeliveryStatus
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -41,8 +49,7 @@ NAMING = {
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+E = TypeVar("E", bound=StrEnum)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -62,6 +69,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+class StrEnumText(TypeDecorator[E]):
+    """A StrEnum stored as its value in a VARCHAR (no database enum type: the allowed values
+    are a named CHECK constraint, see :func:`one_of`); code reads and writes the enum."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__(32)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
+def one_of(column: str, enum: type[StrEnum]) -> CheckConstraint:
+    """A CHECK constraint named ``ck_<table>_<column>`` holding ``column`` to ``enum``'s values."""
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return CheckConstraint(f"{column} IN ({values})", name=column)
 
 
 class Base(DeclarativeBase):
@@ -112,6 +143,38 @@ class Feed(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     articles: Mapped[list[Article]] = relationship(back_populates="feed", passive_deletes=True)
+
+    @hybrid_property
+    def label(self) -> str:
+        """What a person calls the feed: its configured name, else its own title, else its URL."""
+        return self.name or self.title or self.url
+
+    @label.inplace.expression
+    @classmethod
+    def _label_expression(cls) -> ColumnElement[str]:
+        return func.coalesce(func.nullif(cls.name, ""), func.nullif(cls.title, ""), cls.url)
+
+    @property
+    def health(self) -> str:
+        """``ok`` / ``new`` / ``erroring`` / ``disabled``: the one-word state the API, the web
+        page and metrics show; :attr:`health_detail` adds the why for ``feeds list``."""
+        if not self.enabled:
+            return "disabled"
+        if self.consecutive_errors:
+            return "erroring"
+        if self.last_success_at is None:
+            return "new"
+        return "ok"
+
+    @property
+    def health_detail(self) -> str:
+        """:attr:`health` with its reason: ``erroring (3x): HTTP 500``, ``disabled: gone``."""
+        state = self.health
+        if state == "disabled" and self.disabled_reason:
+            return f"disabled: {self.disabled_reason}"
+        if state == "erroring":
+            return f"erroring ({self.consecutive_errors}x): {self.last_error}"
+        return state
 
 
 class Article(Base):
@@ -225,6 +288,9 @@ class Match(Base):
         Index("ix_matches_topic_id_published_at", "topic_id", "published_at"),
         Index("ix_matches_published_at", "published_at"),
         Index("ix_matches_story_id", "story_id"),
+        # the web app's matches page sorted by score, with or without a topic (keyset pages)
+        Index("ix_matches_topic_id_score", "topic_id", "score"),
+        Index("ix_matches_score", "score"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -247,15 +313,20 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_match_id", "match_id"),
+        one_of("kind", DeliveryKind),
+        one_of("status", DeliveryStatus),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
     feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(32), default="match")  # match|digest|health|test
-    status: Mapped[str] = mapped_column(String(32), default="pending")
-    # pending -> sending -> sent | failed ; digest rows wait as "queued_digest"
+    kind: Mapped[DeliveryKind] = mapped_column(
+        StrEnumText(DeliveryKind), default=DeliveryKind.ALERT
+    )
+    status: Mapped[DeliveryStatus] = mapped_column(
+        StrEnumText(DeliveryStatus), default=DeliveryStatus.PENDING
+    )
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -286,6 +357,22 @@ class Feedback(Base):
 
     __tablename__ = "feedback"
     __table_args__ = (UniqueConstraint("article_id", "topic_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"))
+    relevant: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedbackEvent(Base):
+    """Every judgement as it was made, oldest first. ``feedback`` keeps the latest one per
+    (article, topic), which is what matching learns from; this is the history the web app's
+    match page shows (who changed their mind, and when)."""
+
+    __tablename__ = "feedback_events"
+    __table_args__ = (Index("ix_feedback_events_article_id", "article_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))

@@ -1,5 +1,8 @@
 """The outbox's SQL: claiming due deliveries under a lease, recording attempts, stories, budgets,
-digests and health alerts. The delivery stage (``pipeline/delivery.py``) decides; this runs it.
+digests and health alerts. The delivery stages (``pipeline/delivery.py``, ``digests.py``,
+``health_alerts.py``, ``outbox.py``) decide; this module creates and changes the rows, so no
+stage constructs an ORM row. Payloads cross this edge as the dataclasses of
+:mod:`monitor.domain` (:func:`payload_json` / :func:`payload_of`), never as loose dicts.
 
 Claiming is a compare-and-set (``UPDATE ... WHERE id = ? AND <still claimable>``), so two
 workers can never both own a row, on SQLite as on PostgreSQL; PostgreSQL additionally selects
@@ -9,18 +12,173 @@ with ``FOR UPDATE SKIP LOCKED`` so workers do not queue behind each other's row 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from monitor.domain import (
+    AlertPayload,
+    DeliveryKind,
+    DeliveryStatus,
+    DigestPayload,
+    NoticePayload,
+    Payload,
+)
 from monitor.store.models import Article, Delivery, DeliveryAttempt, Embedding, Feed, Match, Story
 
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
-QUEUED_DIGEST, DIGESTED = "queued_digest", "digested"
-STATUSES = (PENDING, SENDING, SENT, FAILED, QUEUED_DIGEST, DIGESTED)
+PENDING, SENDING, SENT, FAILED = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+)
+QUEUED_DIGEST, DIGESTED = DeliveryStatus.QUEUED_DIGEST, DeliveryStatus.DIGESTED
+STATUSES = tuple(DeliveryStatus)
+
+
+# -- payloads -------------------------------------------------------------------------------
+
+
+def payload_json(payload: Payload) -> dict[str, Any]:
+    """The JSON stored in ``Delivery.payload``; a digest's part fields only when it is split."""
+    data = asdict(payload)
+    if isinstance(payload, DigestPayload):
+        data["members"] = list(payload.members)
+        if payload.part is None:
+            for key in ("part", "parts", "total"):
+                data.pop(key)
+    return data
+
+
+def payload_of(row: Delivery) -> Payload:
+    """The row's payload as its kind's dataclass; rows written by older versions (or by hand)
+    may lack keys, which read as the defaults."""
+    data = row.payload or {}
+    if row.kind == DeliveryKind.ALERT:
+        return AlertPayload(
+            article_id=_int(data.get("article_id")) or 0,
+            topic=str(data.get("topic", "")),
+            score=float(data.get("score") or 0.0),
+            story_id=_int(data.get("story_id")),
+            story_update=bool(data.get("story_update")),
+        )
+    if row.kind == DeliveryKind.DIGEST:
+        return DigestPayload(
+            topic=str(data.get("topic", "")),
+            slot=str(data.get("slot", "")),
+            members=tuple(m for m in data.get("members", []) if isinstance(m, int)),
+            part=_int(data.get("part")),
+            parts=_int(data.get("parts")),
+            total=_int(data.get("total")),
+        )
+    state, since = data.get("state"), data.get("failing_since")
+    return NoticePayload(
+        notice=str(data.get("notice", "")),
+        topic=str(data.get("topic", "")),
+        state=str(state) if state is not None else None,
+        failing_since=str(since) if since is not None else None,
+    )
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def topic_of(row: Delivery) -> str:
+    """The topic a row alerts about ("feed health" for health notices)."""
+    return payload_of(row).topic
+
+
+# -- creating rows --------------------------------------------------------------------------
+
+
+def add_alert(
+    session: Session,
+    *,
+    match_id: int,
+    channel: str,
+    status: DeliveryStatus,
+    payload: AlertPayload,
+    now: datetime,
+) -> Delivery:
+    """Queue one match's alert on one channel (flushed: the next channel's budget sees it)."""
+    row = Delivery(
+        match_id=match_id,
+        channel=channel,
+        kind=DeliveryKind.ALERT,
+        status=status,
+        idempotency_key=f"match-{match_id}-{channel}",
+        payload=payload_json(payload),
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_digest(
+    session: Session, *, channel: str, key: str, payload: DigestPayload, now: datetime
+) -> None:
+    """Queue one digest row (or one part); flushed so parts get ids in order."""
+    session.add(
+        Delivery(
+            channel=channel,
+            kind=DeliveryKind.DIGEST,
+            status=PENDING,
+            idempotency_key=key,
+            created_at=now,
+            next_attempt_at=now,
+            payload=payload_json(payload),
+        )
+    )
+    session.flush()
+
+
+def mark_digested(session: Session, delivery_ids: Sequence[int]) -> None:
+    """The alert rows folded into a digest: they are sent as part of it, not alone."""
+    if delivery_ids:
+        session.execute(
+            update(Delivery).where(Delivery.id.in_(list(delivery_ids))).values(status=DIGESTED)
+        )
+
+
+def add_health_notice(
+    session: Session, *, channel: str, feed_id: int, key: str, payload: NoticePayload, now: datetime
+) -> bool:
+    """Queue a feed-health notice once per key; False when that key was queued already."""
+    if key_exists(session, key):
+        return False
+    session.add(
+        Delivery(
+            channel=channel,
+            feed_id=feed_id,
+            kind=DeliveryKind.HEALTH,
+            idempotency_key=key,
+            payload=payload_json(payload),
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    session.flush()
+    return True
+
+
+def set_health_alerted(session: Session, feed_id: int, when: datetime | None) -> None:
+    """Record when a feed's failure was last reported (None once it recovered)."""
+    session.execute(update(Feed).where(Feed.id == feed_id).values(health_alerted_at=when))
+
+
+def requeue_failed(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
+    """Queue a failed row again, now; the row (whatever its state) or None when absent."""
+    row = session.get(Delivery, delivery_id)
+    if row is not None and row.status == FAILED:
+        row.status, row.next_attempt_at, row.created_at = PENDING, now, now
+    return row
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -179,6 +337,39 @@ class StoryMember:
     language: str = ""
 
 
+def join_story(session: Session, match: Match, story_id: int, now: datetime) -> bool:
+    """Add the match to an existing story; False when the story is gone."""
+    story = session.get(Story, story_id)
+    if story is None:
+        return False
+    match.story_id = story.id
+    story.article_count += 1
+    story.last_seen_at = now
+    session.flush()
+    return True
+
+
+def start_story(session: Session, match: Match, article: Article, now: datetime) -> None:
+    """Start a story with this match's article as its first."""
+    story = Story(
+        topic_id=match.topic_id,
+        first_article_id=article.id,
+        title=article.title,
+        created_at=now,
+        last_seen_at=now,
+    )
+    session.add(story)
+    session.flush()
+    match.story_id = story.id
+    session.flush()
+
+
+def mark_not_alerted(session: Session, match: Match) -> None:
+    """The match joined a story that already alerted: it sends nothing of its own."""
+    match.alerted = False
+    session.flush()
+
+
 def story_members(
     session: Session, topic_id: int, since: datetime, exclude_match: int
 ) -> list[StoryMember]:
@@ -217,15 +408,14 @@ def embeddings_of(session: Session, article_ids: Collection[int]) -> dict[int, t
 def story_sources(session: Session, story_id: int, exclude_match: int) -> list[str]:
     """Display names of the feeds that reported a story, oldest first (for "also reported by")."""
     rows = session.execute(
-        select(Feed.name, Feed.title, Feed.url)
+        select(Feed.label)
         .join(Article, Article.feed_id == Feed.id)
         .join(Match, Match.article_id == Article.id)
         .where(Match.story_id == story_id, Match.id != exclude_match)
         .order_by(Match.id)
     )
     names: list[str] = []
-    for name, title, url in rows:
-        label = name or title or url
+    for (label,) in rows:
         if label not in names:
             names.append(label)
     return names
@@ -244,7 +434,7 @@ def immediate_count(session: Session, *, topic_id: int, channel: str, since: dat
             .where(
                 Match.topic_id == topic_id,
                 Delivery.channel == channel,
-                Delivery.kind == "match",
+                Delivery.kind == DeliveryKind.ALERT,
                 Delivery.status.in_([PENDING, SENDING, SENT, FAILED]),
                 Delivery.created_at >= since,
             )
@@ -295,7 +485,7 @@ def latest_health_notices(session: Session) -> dict[int, Delivery]:
     latest: dict[int, Delivery] = {}
     rows = session.scalars(
         select(Delivery)
-        .where(Delivery.kind == "health", Delivery.feed_id.is_not(None))
+        .where(Delivery.kind == DeliveryKind.HEALTH, Delivery.feed_id.is_not(None))
         .order_by(Delivery.id)
     )
     for row in rows:
@@ -308,7 +498,11 @@ def latest_health_notices(session: Session) -> dict[int, Delivery]:
 
 
 def list_deliveries(
-    session: Session, *, status: str | None = None, channel: str | None = None, limit: int = 100
+    session: Session,
+    *,
+    status: DeliveryStatus | None = None,
+    channel: str | None = None,
+    limit: int = 100,
 ) -> list[Delivery]:
     query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
     if status:

@@ -5,45 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError
-from monitor.store.models import Article, Feed, Feedback, Match, Topic
-from monitor.store.read_models import explanation_aliases, explanation_passage
+from monitor.store.models import Article, Match, Topic
+from monitor.store.read_models import explanation_aliases, explanation_passage, match_select
 
 FEED_ENTRIES = 50  # entries in a topic's Atom feed: a reader polls far more often than that
 
-_COLUMNS = (
-    Match.id.label("match_id"),
-    Match.article_id,
-    Match.story_id,
-    Match.score,
-    Match.explanation,
-    Match.published_at,
-    Match.created_at,
-    Article.title,
-    Article.link,
-    Article.summary,
-    Topic.name.label("topic"),
-    Feed.name.label("feed_name"),
-    Feed.title.label("feed_title"),
-    Feed.url.label("feed_url"),
-    Feedback.relevant,
-)
-
 
 def _select() -> Any:
-    return (
-        select(*_COLUMNS)
-        .join(Article, Article.id == Match.article_id)
-        .join(Topic, Topic.id == Match.topic_id)
-        .join(Feed, Feed.id == Article.feed_id)
-        .outerjoin(
-            Feedback,
-            and_(Feedback.article_id == Match.article_id, Feedback.topic_id == Match.topic_id),
-        )
-    )
+    return match_select(Match.created_at, Article.summary)
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -57,7 +30,7 @@ def _row(row: Any) -> dict[str, Any]:
         "link": row["link"] or "",
         "summary": row["summary"] or "",
         "topic": row["topic"],
-        "source": row["feed_name"] or row["feed_title"] or row["feed_url"],
+        "source": row["source"],
         "published": row["published_at"],
         "matched": row["created_at"],
         "passage": explanation_passage(explanation),

@@ -12,20 +12,17 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from monitor.clock import utcnow
 from monitor.config import Config, FeedConfig, TopicConfig
 from monitor.errors import NotFoundError
 from monitor.store.models import Article, Delivery, Feed, Match, Topic, Worker
 
 REMOVED_REASON = "removed with `monitor feeds remove`"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def sync_feeds(session: Session, feeds: Sequence[FeedConfig]) -> tuple[int, int]:
@@ -52,7 +49,7 @@ def sync_feeds(session: Session, feeds: Sequence[FeedConfig]) -> tuple[int, int]
                     language=spec.language,
                     full_text=spec.full_text,
                     from_config=True,
-                    next_poll_at=_now(),
+                    next_poll_at=utcnow(),
                 )
             )
             added += 1
@@ -89,7 +86,7 @@ def sync_topics(session: Session, topics: Sequence[TopicConfig]) -> dict[str, in
             rows[spec.name] = row
         elif row.config_hash != digest or not row.active:
             row.threshold, row.config_hash, row.active = spec.threshold, digest, True
-            row.updated_at = _now()
+            row.updated_at = utcnow()
     configured = {t.name for t in topics}
     for name, row in rows.items():
         if name not in configured and row.active:
@@ -137,7 +134,7 @@ def add_feed(
     existing = session.scalar(select(Feed).where(Feed.url == url))
     if existing is not None:
         return existing
-    feed = Feed(url=url, name=name, interval_s=interval_s, tags=list(tags), next_poll_at=_now())
+    feed = Feed(url=url, name=name, interval_s=interval_s, tags=list(tags), next_poll_at=utcnow())
     session.add(feed)
     session.flush()
     return feed
@@ -150,7 +147,7 @@ def is_removed(feed: Feed) -> bool:
 
 def restore_feed(feed: Feed) -> None:
     """Poll a removed feed again, now; its kept history is still there."""
-    feed.enabled, feed.disabled_reason, feed.next_poll_at = True, "", _now()
+    feed.enabled, feed.disabled_reason, feed.next_poll_at = True, "", utcnow()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +194,10 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def heartbeat(session: Session, wid: str) -> None:
+def heartbeat(session: Session, wid: str, now: datetime | None = None) -> None:
     """Record that this worker's scheduler ticked; /healthz reads it."""
     row = session.get(Worker, wid)
-    now = _now()
+    now = now or utcnow()
     if row is None:
         host, _, pid = wid.rpartition(":")
         session.add(
@@ -214,14 +211,33 @@ def forget_worker(session: Session, wid: str) -> None:
     session.execute(delete(Worker).where(Worker.id == wid))
 
 
-def live_workers(session: Session, within: timedelta) -> list[Worker]:
-    cutoff = _now() - within
-    return list(session.scalars(select(Worker).where(Worker.last_tick_at >= cutoff)))
+@dataclass(frozen=True)
+class Liveness:
+    """Whether a daemon is alive: the one definition of "healthy", shared by `monitor health`
+    and ``/healthz``: some worker's scheduler ticked within ``max_age_s``."""
+
+    workers: tuple[str, ...]  # the workers that ticked within max_age_s
+    last_tick: datetime | None  # the newest tick of any worker, ever
+    age_s: float | None
+    max_age_s: float
+
+    @property
+    def healthy(self) -> bool:
+        return self.age_s is not None and self.age_s <= self.max_age_s
+
+
+def liveness(session: Session, max_age_s: float, now: datetime | None = None) -> Liveness:
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=max_age_s)
+    live = session.scalars(select(Worker.id).where(Worker.last_tick_at >= cutoff))
+    last = session.scalar(select(func.max(Worker.last_tick_at)))
+    age = (now - last).total_seconds() if last is not None else None
+    return Liveness(tuple(live), last, age, max_age_s)
 
 
 def make_all_feeds_due(session: Session) -> int:
     """Make every enabled feed due now (``monitor demo``; a manual "poll now")."""
     feeds = list(session.scalars(select(Feed).where(Feed.enabled.is_(True))))
     for feed in feeds:
-        feed.next_poll_at = _now()
+        feed.next_poll_at = utcnow()
     return len(feeds)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from monitor.config import parse_duration
 from monitor.errors import NotFoundError
-from monitor.redact import redact_text
+from monitor.redact import redact_text, redact_url
 from monitor.store import matches
 from monitor.store.models import (
     Article,
@@ -55,6 +55,9 @@ class MatchFilter:
     lang: str | None = None
     limit: int = 50
     cursor: str | None = None
+    alerted: bool | None = None  # True: alerted; False: history or grouped into a story
+    judged: bool | None = None  # True: judged either way; False: not judged yet
+    sort: str = "time"  # "time" (newest first) or "score" (highest first)
 
 
 def parse_when(value: str | None, *, now: datetime | None = None) -> datetime | None:
@@ -89,6 +92,27 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
 
 
+SORTS = ("time", "score")
+
+
+def encode_score_cursor(score: float, match_id: int) -> str:
+    """The cursor of a page sorted by score: the exact stored float, so no row repeats or is
+    skipped at a page boundary (``repr`` round-trips a float)."""
+    raw = json.dumps(["s", repr(float(score)), match_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_score_cursor(cursor: str) -> tuple[float, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        kind, score, match_id = json.loads(raw)
+        if kind != "s":
+            raise ValueError(kind)
+        return float(score), int(match_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r} (for sort=score)") from exc
+
+
 def _resolve_topic_id(session: Session, name: str) -> int:
     topic_id = session.scalar(select(Topic.id).where(Topic.name == name))
     if topic_id is None and name.isdigit():
@@ -116,16 +140,7 @@ def list_matches(session: Session, flt: MatchFilter) -> tuple[list[dict[str, Any
     (half the time of the entity version on a 1M-article database).
     """
     limit = max(1, min(flt.limit, MAX_LIMIT))
-    stmt = (
-        select(*_LISTING_COLUMNS)
-        .join(Article, Article.id == Match.article_id)
-        .join(Topic, Topic.id == Match.topic_id)
-        .join(Feed, Feed.id == Article.feed_id)
-        .outerjoin(
-            Feedback,
-            and_(Feedback.article_id == Match.article_id, Feedback.topic_id == Match.topic_id),
-        )
-    )
+    stmt = match_select(Match.semantic_score, Article.language)
     if flt.topic:
         stmt = stmt.where(Match.topic_id == _resolve_topic_id(session, flt.topic))
     if flt.feed:
@@ -140,18 +155,28 @@ def list_matches(session: Session, flt: MatchFilter) -> tuple[list[dict[str, Any
         stmt = stmt.where(Match.published_at < flt.until)
     if flt.min_score is not None:
         stmt = stmt.where(Match.score >= flt.min_score)
+    if flt.alerted is not None:
+        stmt = stmt.where(Match.alerted.is_(flt.alerted))
+    if flt.judged is not None:
+        stmt = stmt.where(Feedback.id.is_not(None) if flt.judged else Feedback.id.is_(None))
+    if flt.sort not in SORTS:
+        raise ValueError(f'sort: expected one of {", ".join(SORTS)}, got "{flt.sort}"')
+    by_score = flt.sort == "score"
+    key = Match.score if by_score else Match.published_at
     if flt.cursor:
-        at, match_id = decode_cursor(flt.cursor)
-        stmt = stmt.where(
-            or_(Match.published_at < at, and_(Match.published_at == at, Match.id < match_id))
-        )
-    stmt = stmt.order_by(Match.published_at.desc(), Match.id.desc()).limit(limit + 1)
+        at, match_id = decode_score_cursor(flt.cursor) if by_score else decode_cursor(flt.cursor)
+        stmt = stmt.where(or_(key < at, and_(key == at, Match.id < match_id)))
+    stmt = stmt.order_by(key.desc(), Match.id.desc()).limit(limit + 1)
     rows = session.execute(stmt).mappings().all()
     items = [_match_row(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(last["published"], last["match_id"])
+        last = rows[limit - 1]
+        next_cursor = (
+            encode_score_cursor(last["score"], last["match_id"])
+            if by_score
+            else encode_cursor(last["published_at"], last["match_id"])
+        )
     return items, next_cursor
 
 
@@ -166,23 +191,35 @@ def feed_ids_tagged(session: Session, tag: str) -> list[int]:
     return [fid for fid, tags in rows if wanted in {str(t).casefold() for t in tags or ()}]
 
 
-_LISTING_COLUMNS = (
+_MATCH_COLUMNS = (
     Match.id.label("match_id"),
     Match.article_id,
-    Match.published_at,
-    Match.score,
-    Match.semantic_score,
-    Match.explanation,
     Match.story_id,
+    Match.score,
+    Match.explanation,
+    Match.published_at,
+    Match.alerted,
     Article.title,
     Article.link,
-    Article.language,
     Topic.name.label("topic"),
-    Feed.name.label("feed_name"),
-    Feed.title.label("feed_title"),
-    Feed.url.label("feed_url"),
+    Feed.label.label("source"),
     Feedback.relevant,
 )
+
+
+def match_select(*extra: Any) -> Any:
+    """Matches with their article, topic, source and judgement (plus ``extra`` columns): the
+    one join every match listing (CLI, API, web page, Atom feed, judgement page) starts from."""
+    return (
+        select(*_MATCH_COLUMNS, *extra)
+        .join(Article, Article.id == Match.article_id)
+        .join(Topic, Topic.id == Match.topic_id)
+        .join(Feed, Feed.id == Article.feed_id)
+        .outerjoin(
+            Feedback,
+            and_(Feedback.article_id == Match.article_id, Feedback.topic_id == Match.topic_id),
+        )
+    )
 
 
 def _match_row(row: Any) -> dict[str, Any]:
@@ -191,7 +228,7 @@ def _match_row(row: Any) -> dict[str, Any]:
         "match_id": row["match_id"],
         "article_id": row["article_id"],
         "title": row["title"],
-        "source": row["feed_name"] or row["feed_title"] or row["feed_url"],
+        "source": row["source"],
         "published": row["published_at"],
         "topic": row["topic"],
         "score": round(float(row["score"]), 4),
@@ -200,6 +237,7 @@ def _match_row(row: Any) -> dict[str, Any]:
         "language": row["language"],
         "passage": explanation_passage(explanation),
         "story_id": row["story_id"],
+        "alerted": row["alerted"],
         "feedback": row["relevant"],
     }
 
@@ -369,17 +407,6 @@ def record_feedback(session: Session, match_id: int, relevant: bool) -> dict[str
     }
 
 
-def feed_health(feed: Feed) -> str:
-    """ok / new / erroring (n) / disabled: the one-word state users and metrics see."""
-    if not feed.enabled:
-        return "disabled"
-    if feed.consecutive_errors:
-        return "erroring"
-    if feed.last_success_at is None:
-        return "new"
-    return "ok"
-
-
 def list_feed_health(session: Session) -> list[dict[str, Any]]:
     """Every feed with its state, last error and article count."""
     counts = dict(
@@ -388,11 +415,11 @@ def list_feed_health(session: Session) -> list[dict[str, Any]]:
     return [
         {
             "id": f.id,
-            "name": f.name or f.title or f.url,
-            "url": f.url,
-            "state": feed_health(f),
+            "name": redact_text(f.label),
+            "url": redact_url(f.url),
+            "state": f.health,
             "consecutive_errors": f.consecutive_errors,
-            "last_error": f.last_error,
+            "last_error": redact_text(f.last_error) if f.last_error else None,
             "last_status": f.last_status,
             "last_success": f.last_success_at,
             "next_poll": f.next_poll_at if f.enabled else None,
@@ -436,7 +463,7 @@ def articles_by_id(session: Session, ids: list[int]) -> dict[int, dict[str, Any]
     if not ids:
         return {}
     rows = session.execute(
-        select(Article, Feed.name, Feed.title, Feed.url)
+        select(Article, Feed.label)
         .join(Feed, Feed.id == Article.feed_id)
         .where(Article.id.in_(ids))
     ).all()
@@ -444,12 +471,12 @@ def articles_by_id(session: Session, ids: list[int]) -> dict[int, dict[str, Any]
         a.id: {
             "article_id": a.id,
             "title": a.title,
-            "source": name or title or url,
+            "source": label,
             "published": a.published_at,
             "language": a.language,
             "link": a.link,
         }
-        for a, name, title, url in rows
+        for a, label in rows
     }
 
 
@@ -457,7 +484,7 @@ def metrics_snapshot(session: Session, model_id: str) -> dict[str, Any]:
     """Counts for /metrics: feeds by state, articles, embedding backlog, matches, deliveries."""
     feeds: dict[str, int] = {}
     for f in session.scalars(select(Feed)):
-        state = feed_health(f)
+        state = f.health
         feeds[state] = feeds.get(state, 0) + 1
     articles = session.scalar(select(func.count()).select_from(Article)) or 0
     embedded = (

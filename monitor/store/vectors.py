@@ -34,6 +34,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitor.config import sqlite_path
 from monitor.store.models import Article, Embedding
 
 _FETCH_CHUNK = 5000
@@ -265,7 +266,8 @@ def default_cache_dir(database_url: str, base_dir: Path, model_id: str) -> Path:
     """``<db>.vectors/<model>`` next to a SQLite file; ``<config dir>/.monitor-vectors/...``
     keyed by the URL's hash for PostgreSQL (never containing the password itself)."""
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)[:80]
-    if database_url.startswith("sqlite:///") and ":memory:" not in database_url:
-        return Path(database_url.split("///", 1)[1] + ".vectors") / slug
+    path = sqlite_path(database_url)
+    if path is not None:
+        return Path(path + ".vectors") / slug
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
     return base_dir / ".monitor-vectors" / digest / slug

@@ -20,8 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from monitor import clock as monitor_clock
 from monitor.config import load_config
-from monitor.pipeline.clock import CLOCK_KEY
 from monitor.pipeline.outbox import enqueue_alerts
 from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
@@ -186,7 +186,7 @@ def make_env(tmp_path: Path, sqlite_url: str) -> Iterator[Callable[..., Env]]:
         path.write_text(text, encoding="utf-8")
         runtime = open_runtime(load_config(path))
         env = Env(runtime, clock or Clock())
-        runtime.resources[CLOCK_KEY] = env.clock
+        runtime.resources.clock = monitor_clock.Clock(env.clock)
         made.append(env)
         return env
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from monitor import clock as monitor_clock
 from monitor.pipeline.delivery import dispatch_due
 from monitor.store import db
 from monitor.store.models import Delivery, DeliveryAttempt
@@ -83,7 +84,7 @@ def test_sigkill_mid_send_then_restart_delivers_each_alert_exactly_once(
     receiver.route("/hook", stall)
     env = make_env(channel(receiver), lease="1s")
     # rows are created at the real time: the dispatcher processes use the real clock
-    env.runtime.resources.pop("clock")
+    env.runtime.resources.clock = monitor_clock.Clock()
     expected = [f"match-{env.match(f'alert {i}')}-hook" for i in range(ALERTS)]
     config = tmp_path / "config.toml"
 

@@ -20,7 +20,8 @@ from monitor.alert.message import Alert, Message
 from monitor.alert.render import webhook_payload
 from monitor.config import load_config
 from monitor.errors import ConfigError
-from monitor.pipeline.delivery import dispatch_due, sample_message
+from monitor.pipeline.delivery import dispatch_due
+from monitor.pipeline.messages import sample_message
 from tests.alerts.conftest import Env, SmtpServer
 from tests.support.httpserver import LocalServer, Reply
 

@@ -20,7 +20,7 @@ from monitor.alert.message import Alert, Message
 from monitor.feeds.parse import ParserPool, display_link
 from monitor.pipeline.delivery import dispatch_due
 from monitor.pipeline.outbox import enqueue_alerts
-from monitor.pipeline.polling import PARSER_POOL, poll_due
+from monitor.pipeline.polling import poll_due
 from monitor.store import db
 from monitor.store.models import Article, Feed, Match, Topic
 from monitor.store.read_models import MatchFilter, article_detail, list_matches
@@ -93,9 +93,10 @@ def poll_and_match(env: Env, url: str) -> list[Article]:
     """Fetch, parse and store the feed for real, then match every article to t1 and queue its
     alerts in one transaction, as the matching stage does."""
     with db.session_scope(env.runtime.sessions) as session:
-        session.add(Feed(url=url, name=""))  # no name: the feed's own (hostile) title is shown
+        # no name: the feed's own (hostile) title is shown; due now on the test's clock
+        session.add(Feed(url=url, name="", next_poll_at=env.clock()))
     pool = ParserPool(1, timeout_s=20.0)
-    env.runtime.resources[PARSER_POOL] = pool
+    env.runtime.resources.parser_pool = pool
     assert poll_due(env.runtime).articles_stored == 3
     with db.session_scope(env.runtime.sessions) as session:
         topic_id = session.scalar(select(Topic.id).where(Topic.name == "t1"))
@@ -145,7 +146,9 @@ def test_hostile_feed_reaches_no_channel_as_a_link_or_with_bidi_controls(
         poll_and_match(env, server.url("/hostile.xml"))
         report = dispatch_due(env.runtime)
     finally:
-        env.runtime.resources.pop(PARSER_POOL).close()
+        pool, env.runtime.resources.parser_pool = env.runtime.resources.parser_pool, None
+        assert pool is not None
+        pool.close()
     assert (report.sent, report.failed, report.retried) == (15, 0, 0)  # 3 articles x 5 channels
     shown = everything_shown(server, smtp_server, capsys.readouterr().out)
     assert len(shown) == 1 + 3 * 3 + 3 * 3
@@ -172,7 +175,9 @@ def test_shown_links_are_tracking_free_and_identity_is_unchanged(
     try:
         articles = poll_and_match(env, server.url("/hostile.xml"))
     finally:
-        env.runtime.resources.pop(PARSER_POOL).close()
+        pool, env.runtime.resources.parser_pool = env.runtime.resources.parser_pool, None
+        assert pool is not None
+        pool.close()
     tracked = articles[2]
     # identity as before: the entry key is the feed's own link (no guid), the canonical link
     # is what it always was, so articles stored before this change still deduplicate

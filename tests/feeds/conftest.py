@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from monitor.config import Config, DatabaseConfig, FeedConfig, PollingConfig
 from monitor.feeds.parse import ParserPool
-from monitor.pipeline.polling import PARSER_POOL
 from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
 from monitor.store.models import Article, Feed
@@ -57,13 +56,13 @@ def make_runtime(sqlite_url: str, shared_pool: ParserPool) -> Iterator[MakeRunti
             feeds=[FeedConfig(url=u) for u in urls],
         )
         runtime = open_runtime(config)
-        runtime.resources[PARSER_POOL] = pool or shared_pool
+        runtime.resources.parser_pool = pool or shared_pool
         runtimes.append(runtime)
         return runtime
 
     yield make
     for runtime in runtimes:
-        runtime.resources.pop(PARSER_POOL, None)  # shared: closed by its own fixture
+        runtime.resources.parser_pool = None  # shared: closed by its own fixture
         runtime.close()
 
 

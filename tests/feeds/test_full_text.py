@@ -19,7 +19,7 @@ from monitor.feeds.extract import body_lead, extract_body, is_thin
 from monitor.feeds.parse import ParserPool
 from monitor.pipeline.fulltext import fetch_full_texts
 from monitor.pipeline.matching import get_embedder, match_new
-from monitor.pipeline.polling import PARSER_POOL, poll_due
+from monitor.pipeline.polling import poll_due
 from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
 from monitor.store.models import Article, ArticleBody, Embedding, Feed
@@ -76,7 +76,7 @@ def full_text_runtime(
             feeds=[FeedConfig(url=server.url("/feed.xml"), full_text=True)],
         )
         runtime = open_runtime(config)
-        runtime.resources[PARSER_POOL] = shared_pool
+        runtime.resources.parser_pool = shared_pool
         made.append(runtime)
         with db.session_scope(runtime.sessions) as session:  # not a first poll: no history
             session.execute(update(Feed).values(first_success_at=datetime.now(UTC)))
@@ -84,7 +84,7 @@ def full_text_runtime(
 
     yield make
     for runtime in made:
-        runtime.resources.pop(PARSER_POOL, None)  # shared: closed by its own fixture
+        runtime.resources.parser_pool = None  # shared: closed by its own fixture
         runtime.close()
 
 
@@ -251,7 +251,7 @@ def test_history_and_feeds_without_full_text_queue_no_pages(
         ],
     )
     runtime = open_runtime(config)
-    runtime.resources[PARSER_POOL] = shared_pool
+    runtime.resources.parser_pool = shared_pool
     try:
         with db.session_scope(runtime.sessions) as session:
             session.execute(
@@ -262,7 +262,7 @@ def test_history_and_feeds_without_full_text_queue_no_pages(
         assert poll_due(runtime).articles_stored == 2
         assert bodies(runtime) == []
     finally:
-        runtime.resources.pop(PARSER_POOL, None)
+        runtime.resources.parser_pool = None
         runtime.close()
 
 

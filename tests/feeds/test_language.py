@@ -18,7 +18,7 @@ from sqlalchemy import select
 from monitor.config import Config, DatabaseConfig, FeedConfig, PollingConfig
 from monitor.feeds.language import declared_language, detect_language
 from monitor.feeds.parse import ParserPool
-from monitor.pipeline.polling import PARSER_POOL, poll_due
+from monitor.pipeline.polling import poll_due
 from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
 from monitor.store.models import Article, Match, Topic
@@ -33,7 +33,7 @@ def runtimes(shared_pool: ParserPool) -> Iterator[list[Runtime]]:
     made: list[Runtime] = []
     yield made
     for runtime in made:
-        runtime.resources.pop(PARSER_POOL, None)  # shared: closed by its own fixture
+        runtime.resources.parser_pool = None  # shared: closed by its own fixture
         runtime.close()
 
 
@@ -55,7 +55,7 @@ def _poll(
         feeds=[FeedConfig(url=server.url(f"/{name}"), language=language)],
     )
     runtime = open_runtime(config)
-    runtime.resources[PARSER_POOL] = shared_pool
+    runtime.resources.parser_pool = shared_pool
     runtimes.append(runtime)
     report = poll_due(runtime)
     assert report.feeds_failed == 0

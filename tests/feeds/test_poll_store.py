@@ -113,7 +113,7 @@ def test_parse_that_hangs_is_stopped_and_polling_goes_on(
         poll_due(runtime)
         assert len(articles(runtime, row.id)) == 2
     finally:
-        runtime.resources.pop("feeds.parser_pool", None)
+        runtime.resources.parser_pool = None
         pool.close()
 
 

@@ -172,10 +172,10 @@ def test_feedback_makes_the_topic_use_judged_articles(runtime: Runtime) -> None:
         article = session.get(Article, aid)
         assert article is not None
         vec = stage.ensure_vectors(session, stage.get_embedder(runtime), [article], 128)[0][aid]
-    from monitor import match
+    from monitor import scoring
 
     text = "\n".join(ON_TOPIC)
-    assert match.score_one(after, text, vec).score < match.score_one(before, text, vec).score
+    assert scoring.score_one(after, text, vec).score < scoring.score_one(before, text, vec).score
 
 
 @pytest.mark.postgres
@@ -240,7 +240,7 @@ def test_topic_cache_survives_a_rolled_back_session(runtime: Runtime) -> None:
 def test_topic_cache_holds_plain_values_only(runtime: Runtime) -> None:
     with db.session_scope(runtime.sessions) as session:
         stage.topic_models(runtime, session)
-    cached = runtime.resources[stage.TOPICS_KEY]
+    cached = runtime.resources.topics
     refs = [ref for ref, _ in cached.models]
     assert [type(ref) for ref in refs] == [stage.TopicRef]
     assert refs[0].name == "alliance"

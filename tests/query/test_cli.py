@@ -128,10 +128,10 @@ def test_show_prints_matches_story_and_deliveries(env, cli) -> None:
 
 
 def test_search_filters_in_process(env, embedder) -> None:
-    from monitor.search import EMBEDDER_KEY, search_articles
+    from monitor.search import search_articles
 
     texts = store_real_vectors(env.runtime.sessions, embedder)
-    env.runtime.resources[EMBEDDER_KEY] = embedder
+    env.runtime.resources.embedder = embedder
     rows = search_articles(env.runtime, "troops sent to Russia", limit=10, min_score=-1.0)
     assert len(rows) == 4  # only this model's vectors are searched, not "test-model"'s
     assert rows[0]["title"].startswith("North Korea sends")
@@ -158,14 +158,14 @@ def test_search_command_with_the_real_model(env, embedder) -> None:
 
 
 def test_server_warm_up_loads_vectors_before_the_first_search(env, embedder) -> None:
-    from monitor.search import EMBEDDER_KEY, INDEX_KEY, warm_up
+    from monitor.search import warm_up
 
-    env.runtime.resources[EMBEDDER_KEY] = embedder
+    env.runtime.resources.embedder = embedder
     warm_up(env.runtime)  # no vectors for this model yet: nothing loaded, no error
-    assert f"{INDEX_KEY}:{embedder.model_id}" not in env.runtime.resources
+    assert embedder.model_id not in env.runtime.resources.vector_indexes
     store_real_vectors(env.runtime.sessions, embedder)
     warm_up(env.runtime)
-    assert len(env.runtime.resources[f"{INDEX_KEY}:{embedder.model_id}"]) == 4
+    assert len(env.runtime.resources.vector_indexes[embedder.model_id]) == 4
 
 
 def test_tag_filters_feeds_and_matches(env, cli) -> None:

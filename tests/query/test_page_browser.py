@@ -15,7 +15,6 @@ import uvicorn
 from sqlalchemy import select
 
 from monitor.api import create_app
-from monitor.search import EMBEDDER_KEY
 from monitor.store import db
 from monitor.store.models import Feedback
 from tests.query.data import HOSTILE_TITLE, store_real_vectors
@@ -51,7 +50,7 @@ def _free_port() -> int:
 @pytest.fixture
 def base_url(env, embedder) -> Iterator[str]:
     store_real_vectors(env.runtime.sessions, embedder)
-    env.runtime.resources[EMBEDDER_KEY] = embedder  # the session's model, not a second load
+    env.runtime.resources.embedder = embedder  # the session's model, not a second load
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
