@@ -15,14 +15,26 @@ alerted articles against the labels (an article attached to an alerted story cou
 ``unjudged`` links are left out of false-alarm counts), false alerts per simulated day, alerts
 saved by story grouping, wall time, CPU time and peak memory of the daemon's process tree
 (PSS summed over the daemon and its parser processes, so shared pages are not counted twice).
+
+``--workers N`` starts N daemons on one PostgreSQL database (``--database-url
+postgresql+psycopg://...``; use a fresh database): each gets its own config file differing only in
+``polling.user_agent`` (``monitor-replay-worker-<n>``), so the feed server can tell whose request
+it answers, and its own log. The result then adds what running several workers must not break:
+duplicate alerts (one article and topic matched twice, a match delivered twice, or one Slack
+Idempotency-Key POSTed twice), feeds polled twice within half an interval, and each worker's share
+of polls (from the feed server) and of matches (from its log's "article matched" lines).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import json
+import os
+import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +56,8 @@ from common import (
 
 from tests.support.faults import FeedFarm, Item
 from tests.support.httpserver import LocalServer, Reply
+
+WORKER_AGENT = "monitor-replay-worker-"
 
 
 @dataclass
@@ -102,9 +116,14 @@ class SimClock:
 
 
 def write_config(
-    args: argparse.Namespace, workdir: Path, feed_urls: list[str], slack_url: str
+    args: argparse.Namespace,
+    workdir: Path,
+    feed_urls: list[str],
+    slack_url: str,
+    worker: int | None = None,
 ) -> Path:
-    """The shipped topics and model, one Slack channel, intervals scaled to the clock."""
+    """The shipped topics and model, one Slack channel, intervals scaled to the clock; with
+    ``worker``, a user agent naming the worker (so the feed server can count its polls)."""
     base, topics = shipped_base(args.config)
     interval = args.interval
     story_window_s = max(60.0, 48 * 3600 / args.speed)  # 48 simulated hours
@@ -121,6 +140,7 @@ def write_config(
             "concurrency": 32,
             "total_timeout": "30s",
             "parse_timeout": "20s",
+            **({"user_agent": f"{WORKER_AGENT}{worker}"} if worker is not None else {}),
         },
         "delivery": {
             "retry_base": "1s",
@@ -132,7 +152,7 @@ def write_config(
         "feeds": [{"url": url, "name": url.rsplit("/", 1)[-1]} for url in feed_urls],
         "topics": topics,
     }
-    path = workdir / "config.toml"
+    path = workdir / ("config.toml" if worker is None else f"config-{worker}.toml")
     path.write_text(dump_toml(data), encoding="utf-8")
     return path
 
@@ -143,6 +163,7 @@ def score(
     """Read stored articles, matches and sent deliveries; score alerted articles."""
     from sqlalchemy import select
 
+    from monitor.feeds.parse import canonical_link
     from monitor.store import db
     from monitor.store.models import Article, Delivery, Match, Topic
 
@@ -170,12 +191,19 @@ def score(
     positive = set(labels.get("positive", [])) & stream_links
     unjudged = set(labels.get("unjudged", []))
 
+    # the daemon stores links without tracking parameters (display_link, canonical_link), so a
+    # stream link with ?utm_... is found again through its canonical form; comparing stored
+    # links with the stream's as written counted those articles as false alerts and misses
+    by_canonical = {canonical_link(link): link for link in stream_links}
+
     def link_of(article_id: int) -> str:
         article = articles[article_id]
         for candidate in (article.link, article.canonical_link):
             if candidate in stream_links:
                 return candidate
-        return article.link
+        return by_canonical.get(
+            article.canonical_link or canonical_link(article.link), article.link
+        )
 
     alerted_links = {link_of(a) for a in alerted_articles if a in articles}
     true_pos = alerted_links & positive
@@ -291,6 +319,18 @@ def main(argv: list[str] | None = None) -> int:
         help="config whose [model] and [[topics]] are used",
     )
     parser.add_argument("--database-url", default="", help="default: SQLite in the work dir")
+    parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="run nothing: score what --database-url holds now (a run stopped early), counting "
+        "the stream's entries up to the newest stored article",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="daemon processes on one database (> 1 needs a fresh PostgreSQL --database-url)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument(
         "--drain-timeout",
@@ -315,6 +355,13 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    if args.score_only:
+        return score_only(args, stream, labels)
+    if args.workers > 1 and not args.database_url.startswith("postgresql"):
+        parser.error(
+            "--workers > 1 needs --database-url postgresql+psycopg://... (a fresh database)"
+        )
+
     with LocalServer() as server:
         farm = FeedFarm(server, clock, empty_first=True, window=200)
         urls = [
@@ -322,48 +369,114 @@ def main(argv: list[str] | None = None) -> int:
             for n, (feed, items) in enumerate(sorted(stream.feeds.items()))
         ]
         server.route("/slack", Reply(body=b"ok", headers={"Content-Type": "text/plain"}))
-        config = write_config(args, workdir, urls, server.url("/slack"))
         database_url = args.database_url or f"sqlite:///{workdir / 'replay.db'}"
         wall0 = time.monotonic()
-        with (workdir / "daemon.log").open("wb") as log:
-            proc = start_daemon(config, log)  # type: ignore[arg-type]
-            tree = ProcessTree(proc.pid)
-            code = _drive(args, proc, tree, farm, clock, stream, database_url)
+        if args.workers > 1:
+            configs = [
+                write_config(args, workdir, urls, server.url("/slack"), worker=n)
+                for n in range(1, args.workers + 1)
+            ]
+            upgrade_database(configs[0], workdir / "upgrade.log")  # once, before any worker
+            logs = [(workdir / f"daemon-{n}.log").open("wb") for n in range(1, args.workers + 1)]
+        else:
+            configs = [write_config(args, workdir, urls, server.url("/slack"))]
+            logs = [(workdir / "daemon.log").open("wb")]
+        try:
+            procs = []
+            for n, (c, log) in enumerate(zip(configs, logs, strict=True)):
+                if n:  # see wait_started: workers starting at once race on the feeds table
+                    wait_started(workdir / f"daemon-{n}.log", procs[-1])
+                procs.append(start_daemon(c, log))  # type: ignore[arg-type]
+            trees = [ProcessTree(proc.pid) for proc in procs]
+            codes = _drive(args, procs, trees, farm, clock, stream, database_url)
+        finally:
+            for log in logs:
+                log.close()
         wall = time.monotonic() - wall0
-        slack_posts = len(server.requests_to("/slack"))
-    cpu = max(tree.cpu_s, _children_cpu())
+        slack = server.requests_to("/slack")
+        feed_requests = [r for r in server.requests if r.path.startswith("/feed/")]
+    cpu = max(sum(t.cpu_s for t in trees), _children_cpu())
     result = score(database_url, labels, stream_links, sim_days)
     result.update(
         wall_s=round(wall, 1),
         cpu_s=round(cpu, 1),
-        peak_rss_bytes=tree.peak_rss,
-        slack_posts=slack_posts,
-        daemon_exit=code,
+        peak_rss_bytes=_peak_total(trees),
+        slack_posts=len(slack),
+        daemon_exit=codes[0] if len(codes) == 1 else codes,
         sim_days=round(sim_days, 2),
         speed=args.speed,
         feeds=len(stream.feeds),
+        workers=args.workers,
     )
+    result.update(
+        duplicates(database_url, slack),
+        polls_within_half_interval=close_polls(feed_requests, args.interval / 2),
+    )
+    if args.workers > 1:
+        result["per_worker"] = worker_shares(feed_requests, workdir, args.workers)
     _print(result)
     (workdir / "result.json").write_text(json.dumps(result, indent=2))
     return 0
 
 
+def score_only(args: argparse.Namespace, stream: Stream, labels: dict[str, list[str]]) -> int:
+    """Score a database as it is: the positives counted are those the clock had released (up to
+    the newest stored article's publication time), per-worker matches from the work dir's logs."""
+    from sqlalchemy import func, select
+
+    from monitor.store import db
+    from monitor.store.models import Article
+
+    database_url = args.database_url or f"sqlite:///{args.workdir / 'replay.db'}"
+    engine = db.make_engine(database_url, null_pool=True)
+    with db.make_session_factory(engine)() as session:
+        newest = session.scalar(select(func.max(Article.published_at)))
+    engine.dispose()
+    if newest is None:
+        print("no articles stored yet")
+        return 1
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+    links = {i.link for items in stream.feeds.values() for i in items if i.published <= newest}
+    sim_days = (newest - stream.start).total_seconds() / 86400 or 1.0
+    result = score(database_url, labels, links, sim_days)
+    result.update(
+        wall_s=0.0,
+        cpu_s=0.0,
+        peak_rss_bytes=0,
+        slack_posts=-1,
+        daemon_exit="(still running or stopped; scored as found)",
+        sim_days=round(sim_days, 2),
+        speed=args.speed,
+        feeds=len(stream.feeds),
+        workers=args.workers,
+        polls_within_half_interval=[],
+    )
+    result.update(duplicates(database_url, []))
+    if args.workers > 1 and args.workdir is not None:
+        result["per_worker"] = worker_shares([], args.workdir, args.workers)
+    print(f"scored as found: stream entries up to {newest:%m-%d %H:%M} (the newest stored)")
+    _print(result)
+    return 0
+
+
 def _drive(
     args: argparse.Namespace,
-    proc: Any,
-    tree: ProcessTree,
+    procs: list[Any],
+    trees: list[ProcessTree],
     farm: FeedFarm,
     clock: SimClock,
     stream: Stream,
     database_url: str,
-) -> int | None:
-    """Wait for the daemon to start, play the clock to the end, drain, stop; sample meanwhile."""
+) -> list[int | None]:
+    """Wait for the daemons to start, play the clock to the end, drain, stop; sample meanwhile.
+    Stops early when any daemon exits (its exit code says why)."""
     started = False
     last_report = 0.0
     drain_deadline: float | None = None
-    while proc.poll() is None:
+    while all(proc.poll() is None for proc in procs):
         time.sleep(2.0)
-        sample = tree.sample()
+        samples = [tree.sample() for tree in trees]
+        sample = samples[0]
         if not started:  # the clock starts when every feed had its (empty) first poll
             started = all(n >= 1 for n in farm.polls.values())
             if started:
@@ -373,9 +486,12 @@ def _drive(
         now = clock()
         if time.monotonic() - last_report > 60:
             last_report = time.monotonic()
+            unmatched, pending = pending_work(database_url)
             print(
-                f"[{sample.at_s:6.0f}s] sim {now:%m-%d %H:%M} mem={mb(sample.rss_bytes)} "
-                f"cpu={sample.cpu_s:.0f}s fds={sample.fds}",
+                f"[{sample.at_s:6.0f}s] sim {now:%m-%d %H:%M} "
+                f"mem={mb(sum(s.rss_bytes for s in samples))} "
+                f"cpu={sum(s.cpu_s for s in samples):.0f}s fds={sum(s.fds for s in samples)} "
+                f"unmatched={unmatched} pending_deliveries={pending}",
                 flush=True,
             )
         if now <= stream.end + timedelta(seconds=args.interval * args.speed * 2):
@@ -384,7 +500,120 @@ def _drive(
             drain_deadline = time.monotonic() + args.drain_timeout
         if pending_work(database_url) == (0, 0) or time.monotonic() > drain_deadline:
             break
-    return stop_daemon(proc)
+    return [stop_daemon(proc) for proc in procs]
+
+
+def _peak_total(trees: list[ProcessTree]) -> int:
+    """Peak of the summed memory of every worker's tree (samples are taken together)."""
+    if len(trees) == 1:
+        return trees[0].peak_rss
+    return max(
+        (sum(s.rss_bytes for s in row) for row in zip(*(t.samples for t in trees), strict=False)),
+        default=0,
+    )
+
+
+def wait_started(log_path: Path, proc: Any, timeout_s: float = 600.0) -> None:
+    """Wait until a worker logged "daemon started" (its config's feeds are in the database).
+
+    Workers started at the same moment on a fresh database all insert the config's feeds, and
+    all but one die on the unique URL (found by this bench: exit 1, "duplicate key value
+    violates unique constraint uq_feeds_url"); starting them one after the other avoids that
+    until the daemon's feed sync tolerates it.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if b"daemon started" in log_path.read_bytes():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"{log_path}: the worker did not start (exit code {proc.poll()})")
+
+
+def upgrade_database(config: Path, log_path: Path) -> None:
+    """``monitor db upgrade`` once, so concurrent workers never race on the migrations."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    with log_path.open("wb") as log:
+        subprocess.run(
+            [sys.executable, "-m", "monitor", "--config", str(config), "db", "upgrade"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+
+
+def duplicates(database_url: str, slack: list[Any]) -> dict[str, int]:
+    """What must be 0 with any number of workers: one article and topic matched twice, one
+    match delivered (sent) twice on a channel, one Slack Idempotency-Key POSTed twice."""
+    from sqlalchemy import func, select
+
+    from monitor.store import db
+    from monitor.store.models import Delivery, Match
+
+    engine = db.make_engine(database_url, null_pool=True)
+    try:
+        with db.make_session_factory(engine)() as session:
+            double_matches = session.execute(
+                select(Match.article_id, Match.topic_id)
+                .group_by(Match.article_id, Match.topic_id)
+                .having(func.count() > 1)
+            ).all()
+            double_sent = session.execute(
+                select(Delivery.match_id, Delivery.channel)
+                .where(Delivery.kind == "match", Delivery.status == "sent")
+                .group_by(Delivery.match_id, Delivery.channel)
+                .having(func.count() > 1)
+            ).all()
+    finally:
+        engine.dispose()
+    keys = Counter(r.header("Idempotency-Key") or "" for r in slack)
+    return {
+        "duplicate_matches": len(double_matches),
+        "duplicate_deliveries": len(double_sent),
+        "duplicate_slack_posts": sum(n - 1 for key, n in keys.items() if key and n > 1),
+    }
+
+
+def close_polls(requests: list[Any], within_s: float) -> list[dict[str, Any]]:
+    """Requests to one feed less than ``within_s`` after the previous one (by anyone): two
+    workers polling the same feed in one interval. Each with the feed, the gap and who asked."""
+    by_feed: dict[str, list[Any]] = defaultdict(list)
+    for r in requests:
+        by_feed[r.path.split("?", 1)[0]].append(r)
+    close = []
+    for feed, polls in by_feed.items():
+        polls.sort(key=lambda r: r.at)
+        for a, b in itertools.pairwise(polls):
+            if b.at - a.at < within_s:
+                agents = [(r.header("User-Agent") or "").removeprefix(WORKER_AGENT) for r in (a, b)]
+                close.append({"feed": feed, "gap_s": round(b.at - a.at, 2), "workers": agents})
+    return close
+
+
+def worker_shares(requests: list[Any], workdir: Path, workers: int) -> dict[str, dict[str, int]]:
+    """Per worker: feed polls (by user agent, at the feed server) and live matches, articles
+    scored (from its log)."""
+    polls = Counter((r.header("User-Agent") or "").removeprefix(WORKER_AGENT) for r in requests)
+    shares: dict[str, dict[str, int]] = {}
+    for n in range(1, workers + 1):
+        text = (workdir / f"daemon-{n}.log").read_text(encoding="utf-8", errors="replace")
+        lines = text.splitlines()
+        matched = [ln for ln in lines if "article matched" in ln]
+        scored = sum(
+            int(m.group(1))
+            for ln in lines
+            if "articles matched" in ln and (m := re.search(r"scored=(\d+)", ln))
+        )
+        shares[str(n)] = {
+            "polls": polls.get(str(n), 0),
+            "matches": sum(1 for ln in matched if "history=False" in ln),
+            "history_matches": sum(1 for ln in matched if "history=True" in ln),
+            "articles_scored": scored,
+        }
+    return shares
 
 
 def _children_cpu() -> float:
@@ -429,6 +658,25 @@ def _print(r: dict[str, Any]) -> None:
     print(f"CPU time            {r['cpu_s']:.0f} s")
     print(f"peak memory (PSS)   {mb(r['peak_rss_bytes'])}  (target <= 1024 MB)")
     print(f"daemon exit code    {r['daemon_exit']}")
+    print(
+        f"duplicates          matches {r['duplicate_matches']}, deliveries "
+        f"{r['duplicate_deliveries']}, Slack POSTs {r['duplicate_slack_posts']} (must be 0)"
+    )
+    close = r["polls_within_half_interval"]
+    across = [c for c in close if len(set(c["workers"])) > 1]
+    print(
+        f"feeds polled twice within half an interval: {len(close)} "
+        f"({len(across)} of them by two different workers)"
+    )
+    for item in across[:10]:
+        print(f"  {item['feed']} {item['gap_s']} s apart, by workers {item['workers']}")
+    for item in close[:10]:
+        print(f"  {item['feed']} {item['gap_s']} s apart, by workers {item['workers']}")
+    for worker, share in sorted(r.get("per_worker", {}).items()):
+        print(
+            f"worker {worker}: polls {share['polls']}, live matches {share['matches']}, "
+            f"history matches {share['history_matches']}, articles scored {share['articles_scored']}"
+        )
 
 
 if __name__ == "__main__":

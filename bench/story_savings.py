@@ -91,6 +91,7 @@ def replay(
     similarity: float,
     window: str,
     show: int = 0,
+    across: float | None = None,
 ) -> tuple[int, int, int]:
     """Run the entries through enqueue_alerts; return (matches, alerts, saved matches whose
     story holds an article in another language)."""
@@ -98,6 +99,7 @@ def replay(
         text = (
             f'[database]\nurl = "sqlite:///{tmp}/bench.db"\n[delivery]\n'
             f'story_similarity = {similarity}\nstory_window = "{window}"\n'
+            f"story_similarity_across_languages = {similarity if across is None else across}\n"
             '[[topics]]\nname = "bench"\ndescriptions = ["x"]\nchannels = ["console"]\n'
         )
         runtime = open_runtime(parse_config(text, Path(tmp) / "config.toml"))
@@ -197,6 +199,13 @@ def main() -> None:
     parser.add_argument("stream", type=Path, help="JSONL (optionally .gz) of entries")
     parser.add_argument("--labels", type=Path, help='JSON with a "positive" list of links')
     parser.add_argument("--similarity", type=float, nargs="+", default=[0.9])
+    parser.add_argument(
+        "--across",
+        type=float,
+        nargs="+",
+        default=[None],
+        help="story_similarity_across_languages values (default: the same as --similarity)",
+    )
     parser.add_argument("--window", default="48h", help="story window, e.g. 48h")
     parser.add_argument("--model", default=PACKAGED_E5_MODEL, help="model.name to embed with")
     parser.add_argument(
@@ -214,15 +223,17 @@ def main() -> None:
     vectors = embed(entries, args.model)
     print(f"model: {args.model}")
     for similarity in args.similarity:
-        matches, alerts, across = replay(
-            entries, vectors, similarity, args.window, args.show_groups
-        )
-        saved = matches - alerts
-        print(
-            f"similarity>={similarity:.2f} window={args.window}: {matches} matches -> "
-            f"{alerts} alerts, {saved} saved ({100 * saved / max(1, matches):.0f}%), "
-            f"{across} of them joined a story in another language"
-        )
+        for across_threshold in args.across:
+            matches, alerts, across = replay(
+                entries, vectors, similarity, args.window, args.show_groups, across_threshold
+            )
+            saved = matches - alerts
+            label = "" if across_threshold is None else f" across languages>={across_threshold:.2f}"
+            print(
+                f"similarity>={similarity:.2f}{label} window={args.window}: {matches} matches -> "
+                f"{alerts} alerts, {saved} saved ({100 * saved / max(1, matches):.0f}%), "
+                f"{across} of them joined a story in another language"
+            )
 
 
 if __name__ == "__main__":

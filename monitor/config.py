@@ -353,6 +353,15 @@ class DeliveryConfig(_Section):
         le=1.0,
         description="Embedding similarity at which two articles are one story.",
     )
+    story_similarity_across_languages: float = Field(
+        0.89,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The same for two articles in different languages (a multilingual model puts two "
+            "reports of one event in two languages less close than in one)."
+        ),
+    )
     story_window: Duration = Field(172800.0, description="How far back a story can be joined.")
     health_channel: str = Field("", description="Channel told about feeds failing for long.")
     health_after: Duration = Field(

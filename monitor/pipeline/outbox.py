@@ -7,9 +7,11 @@ It also decides *how* the match will alert:
 
 - **Story grouping**: a match joins an open story of its topic (started within
   ``delivery.story_window``) when its article has the same canonical link as a member, or an
-  embedding with cosine >= ``delivery.story_similarity`` to a member's. A joining match gets
-  ``alerted = False`` and no delivery, unless the topic sets ``realert_on_story_update``; the
-  story's earlier alert shows it as "also reported by" when it is rendered later (digests).
+  embedding with cosine >= ``delivery.story_similarity`` to a member's
+  (``delivery.story_similarity_across_languages`` when the two are in different languages). A
+  joining match gets ``alerted = False`` and no delivery, unless the topic sets
+  ``realert_on_story_update``; the story's earlier alert shows it as "also reported by" when it
+  is rendered later (digests).
 - **Digests and budgets**: a channel in ``mode = "digest"`` queues the alert for its next
   digest (status ``queued_digest``); so does an immediate channel once the topic's
   ``alert_budget_per_hour`` is used up on it.
@@ -127,7 +129,14 @@ def assign_story(
     )
     story_id = _same_link(members, article.canonical_link)
     if story_id is None and members:
-        story_id = _most_similar(session, members, article, vector, cfg.story_similarity)
+        story_id = _most_similar(
+            session,
+            members,
+            article,
+            vector,
+            cfg.story_similarity,
+            cfg.story_similarity_across_languages,
+        )
     if story_id is not None and outbox.join_story(session, match, story_id, now):
         return True
     outbox.start_story(session, match, article, now)
@@ -146,7 +155,15 @@ def _most_similar(
     article: Article,
     vector: Sequence[float] | None,
     threshold: float,
+    across_languages: float,
 ) -> int | None:
+    """The story of the member most similar to ``article``, if similar enough.
+
+    Two articles in different known languages need only ``across_languages``: a multilingual
+    model keeps some of the language in the vector, so two reports of one event in two
+    languages are less alike than two in one language (see notes/match.md for the figures).
+    The member with the largest similarity above its own threshold wins.
+    """
     ids = [m.article_id for m in members]
     stored = outbox.embeddings_of(session, [*ids, article.id])
     own = _unit(np.asarray(vector, dtype=np.float32)) if vector is not None else None
@@ -161,10 +178,25 @@ def _most_similar(
         other = _decoded(*stored[member.article_id])
         if other is None or other.shape != own.shape:
             continue
-        score = float(np.dot(own, other))
-        if score > best:
-            best_story, best = member.story_id, score
-    return best_story if best >= threshold else None
+        needed = (
+            across_languages
+            if _different_languages(article.language, member.language)
+            else threshold
+        )
+        margin = float(np.dot(own, other)) - needed
+        if margin > best:
+            best_story, best = member.story_id, margin
+    return best_story if best >= 0 else None
+
+
+def _different_languages(a: str | None, b: str | None) -> bool:
+    """True when both languages are known and differ (``en`` vs ``id``; ``en-GB`` is ``en``)."""
+    first, second = _base_language(a), _base_language(b)
+    return bool(first and second and first != second)
+
+
+def _base_language(code: str | None) -> str:
+    return (code or "").split("-", 1)[0].split("_", 1)[0].strip().lower()
 
 
 def _decoded(dim: int, raw: bytes) -> np.ndarray | None:

@@ -334,6 +334,7 @@ class StoryMember:
     story_id: int
     article_id: int
     canonical_link: str
+    language: str = ""
 
 
 def join_story(session: Session, match: Match, story_id: int, now: datetime) -> bool:
@@ -377,13 +378,17 @@ def story_members(
     The window runs from a story's first article, not its latest, so a week of continuous
     coverage cannot chain into one endless story (each new development alerts again)."""
     rows = session.execute(
-        select(Match.id, Match.story_id, Article.id, Article.canonical_link)
+        select(Match.id, Match.story_id, Article.id, Article.canonical_link, Article.language)
         .join(Article, Article.id == Match.article_id)
         .join(Story, Story.id == Match.story_id)
         .where(Match.topic_id == topic_id, Story.created_at >= since, Match.id != exclude_match)
         .order_by(Match.id)
     )
-    return [StoryMember(m, s, a, link or "") for m, s, a, link in rows if s is not None]
+    return [
+        StoryMember(m, s, a, link or "", language or "")
+        for m, s, a, link, language in rows
+        if s is not None
+    ]
 
 
 def embeddings_of(session: Session, article_ids: Collection[int]) -> dict[int, tuple[int, bytes]]:

@@ -62,7 +62,7 @@ lease = "{lease}"
 retry_base = "10s"
 retry_cap = "2m"
 give_up_after = "1h"
-story_similarity = 0.9
+story_similarity = {story_similarity}
 story_window = "48h"
 {delivery_extra}
 
@@ -110,6 +110,7 @@ class Env:
         score: float = 0.8,
         summary: str = "summary",
         aliases: tuple[str, ...] = (),
+        language: str = "",
     ) -> int:
         """Insert an article + match and call enqueue_alerts in one transaction (as matching)."""
         self.counter += 1
@@ -124,6 +125,7 @@ class Env:
                 canonical_link=link if canonical is None else canonical,
                 title=title,
                 summary=summary,
+                language=language,
                 published_at=self.clock(),
             )
             session.add(article)
@@ -170,11 +172,13 @@ def make_env(tmp_path: Path, sqlite_url: str) -> Iterator[Callable[..., Env]]:
         lease: str = "2m",
         delivery_extra: str = "",
         clock: Clock | None = None,
+        story_similarity: float = 0.9,
     ) -> Env:
         text = BASE_CONFIG.format(
             db_url=db_url or sqlite_url,
             lease=lease,
             delivery_extra=textwrap.dedent(delivery_extra),
+            story_similarity=story_similarity,
             channels=textwrap.dedent(channels),
             topics=textwrap.dedent(topics),
         )
