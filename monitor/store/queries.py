@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from monitor.clock import utcnow
@@ -95,7 +95,18 @@ def sync_topics(session: Session, topics: Sequence[TopicConfig]) -> dict[str, in
     return {name: row.id for name, row in rows.items() if row.active}
 
 
+CONFIG_SYNC_LOCK = 0x6D6F6E69  # the advisory lock key workers take turns on to mirror config
+
+
 def sync_config(session: Session, config: Config) -> None:
+    """Mirror config feeds and topics into the database.
+
+    Workers started together on one PostgreSQL database would each see a feed missing and
+    insert it, and all but one would die on ``uq_feeds_url``: they take turns instead, on an
+    advisory lock held until the transaction ends, so the next one reads what the first wrote.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CONFIG_SYNC_LOCK})
     sync_feeds(session, config.feeds)
     sync_topics(session, config.topics)
 
