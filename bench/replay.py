@@ -163,6 +163,7 @@ def score(
     """Read stored articles, matches and sent deliveries; score alerted articles."""
     from sqlalchemy import select
 
+    from monitor.domain import DeliveryKind
     from monitor.feeds.parse import canonical_link
     from monitor.store import db
     from monitor.store.models import Article, Delivery, Match, Topic
@@ -174,7 +175,9 @@ def score(
         matches = list(session.scalars(select(Match)))
         sent = list(
             session.scalars(
-                select(Delivery).where(Delivery.status == "sent", Delivery.kind == "match")
+                select(Delivery).where(
+                    Delivery.status == "sent", Delivery.kind == DeliveryKind.ALERT
+                )
             )
         )
     engine.dispose()
@@ -550,6 +553,7 @@ def duplicates(database_url: str, slack: list[Any]) -> dict[str, int]:
     match delivered (sent) twice on a channel, one Slack Idempotency-Key POSTed twice."""
     from sqlalchemy import func, select
 
+    from monitor.domain import DeliveryKind
     from monitor.store import db
     from monitor.store.models import Delivery, Match
 
@@ -563,7 +567,7 @@ def duplicates(database_url: str, slack: list[Any]) -> dict[str, int]:
             ).all()
             double_sent = session.execute(
                 select(Delivery.match_id, Delivery.channel)
-                .where(Delivery.kind == "match", Delivery.status == "sent")
+                .where(Delivery.kind == DeliveryKind.ALERT, Delivery.status == "sent")
                 .group_by(Delivery.match_id, Delivery.channel)
                 .having(func.count() > 1)
             ).all()
