@@ -622,7 +622,7 @@ class _DbCollector:
         )
         yield GaugeMetricFamily(
             "monitor_embedding_backlog",
-            "Articles without an embedding for the current model.",
+            "Articles without an embedding for the current model (deferred ones are made when matching is idle).",
             value=snap["backlog"],
         )
         matches = GaugeMetricFamily("monitor_matches", "Matches by topic.", labels=["topic"])

@@ -378,6 +378,13 @@ def lexical_adjustment(
     return Lexical(bonus, tuple(found))
 
 
+def can_match(topic: TopicModel, text: str, params: ScoringParams = DEFAULT_PARAMS) -> bool:
+    """False when the aliases alone rule ``text`` out for ``topic`` (a missing ``require`` group
+    or an ``exclude`` alias): no similarity can overturn a veto, so the matching stage need not
+    embed such an article before deciding it (its vector is made later, for search)."""
+    return not lexical_adjustment(topic, text, params).vetoed
+
+
 def group_label(aliases: Sequence[str], shown: int = 3) -> str:
     """A require group as users recognise it: its first aliases, then "…" when there are more."""
     head = " / ".join(aliases[:shown])

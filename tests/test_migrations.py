@@ -3,13 +3,30 @@ databases, and the SQLite connection settings monitor relies on must be in force
 
 from __future__ import annotations
 
+import io
 import stat
+import sys
 from pathlib import Path
 
+import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
 from monitor.store import db
+
+
+def test_alembic_writes_to_the_stdout_of_the_call(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alembic's Config binds sys.stdout when alembic.config is first imported; under pytest
+    that was a capture buffer closed since, and `command.check` then failed with "I/O operation
+    on closed file" depending on which test imported Alembic first."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    cfg = db.alembic_config(db_url)
+    command.upgrade(cfg, "head")
+    command.check(cfg)
+    assert "No new upgrade operations detected." in out.getvalue()
 
 
 def test_upgrade_head_then_check_finds_no_drift(db_url: str) -> None:

@@ -45,6 +45,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -68,6 +69,11 @@ RERANK_FACTOR = 4  # candidates read from a quantised graph per result, then re-
 RERANK_MIN = 40
 K_MAX = 8192  # the most neighbours asked of the graph before ranking the filtered set exactly
 DELTA_MIN = 100
+# a vector stored below the highest known article id (a deferred one made later, or another
+# worker's slow transaction) is found by the time it was stored: rows stored since the last
+# complete sync minus this slack (longer than any transaction and clock skew between workers).
+# Anything older still shows as a count mismatch and is found by diffing the id lists.
+LATE_SLACK_S = 600.0
 DELTA_FRACTION = 0.01
 _CHUNK = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,6 +102,9 @@ class Manifest:
     count: int
     max_article_id: int
     fingerprint: str
+    # wall-clock epoch seconds: every row stored before (this - LATE_SLACK_S) is in this
+    # generation or above max_article_id (0: unknown, e.g. a manifest from an older version)
+    complete_at: float = 0.0
 
     @property
     def index_file(self) -> str:
@@ -215,6 +224,7 @@ class AnnIndex:
         self._delta: Rows | None = None
         self._removed = np.zeros(0, np.int64)  # in the graph, gone from the database
         self._checked = False  # fingerprint verified against the database this process
+        self._complete_at = 0.0  # see Manifest.complete_at; this process's own view
         self._lock = threading.RLock()
 
     # -- files ----------------------------------------------------------------------------
@@ -263,11 +273,12 @@ class AnnIndex:
             return False
         self.manifest, self._graph, self._meta = manifest, graph, rows
         self._delta, self._removed, self._checked = None, np.zeros(0, np.int64), False
+        self._complete_at = manifest.complete_at
         return True
 
     def _forget(self) -> None:
         self.manifest, self._graph, self._meta, self._delta = None, None, None, None
-        self._removed, self._checked = np.zeros(0, np.int64), False
+        self._removed, self._checked, self._complete_at = np.zeros(0, np.int64), False, 0.0
 
     def _open_latest(self) -> None:
         """Follow the manifest to a generation saved by another process. Retried: a writer may
@@ -350,6 +361,7 @@ class AnnIndex:
     def _catch_up(self, session: Session) -> int:
         assert self.manifest is not None
         assert self._meta is not None
+        started = time.time()
         dim = self.manifest.dim
         if self._delta is None:
             self._delta = Rows.empty(dim)
@@ -364,9 +376,38 @@ class AnnIndex:
             )
             or 0
         )
+        if in_db != len(self) and self._complete_at:
+            added += self._take_late(session)
         if in_db != len(self):
             added += self._reconcile(session)
+        self._complete_at = started
         return added
+
+    def _take_late(self, session: Session) -> int:
+        """Rows stored below the highest known id since the last complete sync (by their
+        ``created_at``): deferred vectors made later, without diffing every id."""
+        assert self._meta is not None
+        assert self._delta is not None
+        assert self.manifest is not None
+        since = datetime.fromtimestamp(self._complete_at - LATE_SLACK_S, UTC)
+        late = np.fromiter(
+            session.scalars(
+                select(Embedding.article_id).where(
+                    Embedding.model_id == self.model_id,
+                    Embedding.created_at >= since,
+                    Embedding.article_id <= self._high(),
+                )
+            ),
+            dtype=np.int64,
+        )
+        known = np.concatenate([self._meta.ids, self._delta.ids])
+        missing = np.setdiff1d(late, known)
+        for start in range(0, len(missing), _CHUNK):
+            chunk = [int(i) for i in missing[start : start + _CHUNK]]
+            self._delta = self._delta.concat(
+                _fetch(session, self.model_id, self.manifest.dim, only=chunk)
+            )
+        return len(missing)
 
     def _reconcile(self, session: Session) -> int:
         """Vectors committed out of id order, or deleted: diff the id lists, fetch the missing."""
@@ -465,6 +506,7 @@ class AnnIndex:
                 return False  # nothing stored by this model yet: nothing to index
             if rebuild_max is not None and total > rebuild_max:
                 return False
+            self._complete_at = time.time()  # the chunks see every row committed by now
             graph = self._new_graph(dim)
             meta = Rows.empty(dim).columns()
             done = 0
@@ -515,6 +557,7 @@ class AnnIndex:
             len(meta),
             high,
             _fingerprint(bytes(vector)) if vector is not None else "",
+            self._complete_at,
         )
         graph.save(str(self.directory / manifest.index_file))
         with open(self.directory / manifest.meta_file, "wb") as handle:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -133,7 +134,9 @@ def alembic_config(url: str) -> Any:
     """An Alembic Config pointing at the packaged migrations and the given database."""
     from alembic.config import Config as AlembicConfig
 
-    cfg = AlembicConfig()
+    # stdout given at call time: Alembic's default is the sys.stdout of when alembic.config was
+    # first imported, which under pytest can be a capture buffer closed since
+    cfg = AlembicConfig(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg

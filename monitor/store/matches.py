@@ -140,6 +140,41 @@ def mark_matched(session: Session, article_ids: Sequence[int], now: datetime) ->
         )
 
 
+def defer_vectors(session: Session, article_ids: Sequence[int]) -> None:
+    """Mark articles matched without a vector, for :func:`claim_deferred` to embed later."""
+    if article_ids:
+        session.execute(
+            update(Article).where(Article.id.in_(list(article_ids))).values(vector_deferred=True)
+        )
+
+
+def claim_deferred(session: Session, limit: int) -> list[Article]:
+    """Up to ``limit`` articles whose vector was deferred, newest (highest id) first: what was
+    stored last is what a search most likely looks for. Locked like :func:`claim_pending`."""
+    query = (
+        select(Article)
+        .where(Article.vector_deferred.is_(True))
+        .order_by(Article.vector_deferred, Article.id.desc())
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Article)
+    return list(session.scalars(query))
+
+
+def clear_deferred(session: Session, article_ids: Sequence[int]) -> None:
+    if article_ids:
+        session.execute(
+            update(Article).where(Article.id.in_(list(article_ids))).values(vector_deferred=False)
+        )
+
+
+def count_deferred(session: Session) -> int:
+    """Articles waiting for their deferred vector (search does not see them yet)."""
+    query = select(func.count()).select_from(Article).where(Article.vector_deferred.is_(True))
+    return session.scalar(query) or 0
+
+
 def feedback_for_topic(session: Session, topic_id: int) -> list[tuple[Article, bool]]:
     """Judged articles of a topic, oldest judgement first."""
     rows = session.execute(

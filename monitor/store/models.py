@@ -186,6 +186,7 @@ class Article(Base):
         Index("ix_articles_canonical_link", "canonical_link"),
         Index("ix_articles_published_at", "published_at"),
         Index("ix_articles_pending_match", "matched_at", "is_history", "published_at"),
+        Index("ix_articles_vector_deferred", "vector_deferred", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -202,6 +203,9 @@ class Article(Base):
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
     is_history: Mapped[bool] = mapped_column(Boolean, default=False)
     matched_at: Mapped[datetime | None]
+    # matched without a vector (no topic's aliases were in it): embedded later, when matching
+    # is idle, for search; see pipeline/matching.py
+    vector_deferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     feed: Mapped[Feed] = relationship(back_populates="articles")
 
@@ -239,7 +243,9 @@ class Embedding(Base):
     """An article's vector, keyed by the model that made it, so a model change re-embeds."""
 
     __tablename__ = "embeddings"
-    __table_args__ = (Index("ix_embeddings_model_id", "model_id"),)
+    # (model_id, created_at): counts per model, and the search index finds vectors stored out
+    # of article-id order (backfilled) by the time they were stored
+    __table_args__ = (Index("ix_embeddings_model_id_created_at", "model_id", "created_at"),)
 
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True

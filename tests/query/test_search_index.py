@@ -288,6 +288,65 @@ def test_out_of_order_commit_is_found(database, tmp_path: Path) -> None:
     assert index.search(vectors[49], limit=1)[0][0] == 50
 
 
+def test_deferred_vectors_stored_later_are_found_without_diffing_every_id(
+    database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vectors made later for old articles (deferred by the matching stage) sit below the
+    highest indexed id: a process that saw the index complete finds them by the time they were
+    stored, and so does a fresh process from the saved generation; no id list is diffed."""
+    url, sessions = database
+    vectors = _vectors(200, 1)
+    add_articles(url, vectors)
+    late = list(range(50, 60))
+    with db.session_scope(sessions) as s:
+        s.execute(delete(Embedding).where(Embedding.article_id.in_(late)))
+    folder = tmp_path / "idx"
+    running = AnnIndex(folder, "m1")
+    _sync(running, sessions)
+    assert len(running) == 190
+    monkeypatch.setattr(AnnIndex, "_reconcile", lambda self, s: pytest.fail("diffed every id"))
+    with db.session_scope(sessions) as s:
+        s.add_all(
+            Embedding(article_id=i, model_id="m1", dim=DIM, vector=vectors[i - 1].tobytes())
+            for i in late[:5]
+        )
+    assert _sync(running, sessions).added == 5
+    assert running.search(vectors[51], limit=1)[0][0] == 52
+    fresh = AnnIndex(folder, "m1")  # another process: the saved generation's complete_at
+    with db.session_scope(sessions) as s:
+        s.add_all(
+            Embedding(article_id=i, model_id="m1", dim=DIM, vector=vectors[i - 1].tobytes())
+            for i in late[5:]
+        )
+    assert _sync(fresh, sessions).added == 10
+    assert fresh.search(vectors[57], limit=1)[0][0] == 58
+    assert _sync(running, sessions).added == 5
+    assert len(running) == len(fresh) == 200
+
+
+def test_a_vector_stored_before_the_slack_is_still_found_by_diffing(
+    database, tmp_path: Path
+) -> None:
+    """The time window is a shortcut, not the truth: a row whose stored time falls before it
+    (a clock far behind) shows as a count mismatch and is found by the id diff."""
+    url, sessions = database
+    vectors = _vectors(60, 1)
+    add_articles(url, vectors)
+    with db.session_scope(sessions) as s:
+        s.execute(delete(Embedding).where(Embedding.article_id == 50))
+    index = AnnIndex(tmp_path / "idx", "m1")
+    _sync(index, sessions)
+    old = datetime.now(UTC) - timedelta(seconds=annindex.LATE_SLACK_S + 3600)
+    with db.session_scope(sessions) as s:
+        s.add(
+            Embedding(
+                article_id=50, model_id="m1", dim=DIM, vector=vectors[49].tobytes(), created_at=old
+            )
+        )
+    assert _sync(index, sessions).added == 1
+    assert index.search(vectors[49], limit=1)[0][0] == 50
+
+
 def test_matching_stage_updates_the_index_and_search_filters_by_topic_and_feed(
     env_any, embedder
 ) -> None:
