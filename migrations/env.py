@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
+from sqlalchemy import event
 
 from monitor.store.db import make_engine
 from monitor.store.models import Base
@@ -41,8 +42,19 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _sqlite_foreign_keys_off(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
+
+
 def run_migrations_online() -> None:
     engine = make_engine(_database_url(), null_pool=True)
+    if engine.dialect.name == "sqlite":
+        # A batch migration on SQLite copies a table and drops the old one ("move and copy"):
+        # with foreign keys on, dropping the old articles table cascaded to every match and
+        # vector. Runs after make_engine's own connect hook, which turns them on.
+        event.listen(engine, "connect", _sqlite_foreign_keys_off)
     with engine.connect() as connection:
         context.configure(
             connection=connection,

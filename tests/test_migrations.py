@@ -6,13 +6,17 @@ from __future__ import annotations
 import io
 import stat
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import func, insert, inspect, select, text
 
 from monitor.store import db
+from monitor.store.models import Article, Embedding, Feed, Match, Topic
+
+NOW = datetime(2026, 12, 3, tzinfo=UTC)
 
 
 def test_alembic_writes_to_the_stdout_of_the_call(
@@ -27,6 +31,39 @@ def test_alembic_writes_to_the_stdout_of_the_call(
     command.upgrade(cfg, "head")
     command.check(cfg)
     assert "No new upgrade operations detected." in out.getvalue()
+
+
+def test_upgrading_from_0005_keeps_articles_vectors_and_matches(db_url: str) -> None:
+    """0006 adds a column to articles. Done as an Alembic batch on SQLite it copied the table
+    and dropped the old one, and with foreign keys on every vector and match went with it (a
+    1,000,000-article bench database lost all of them)."""
+    cfg = db.alembic_config(db_url)
+    command.upgrade(cfg, "0005_webapp")
+    engine = db.make_engine(db_url, null_pool=True)
+    try:
+        with engine.begin() as c:
+            c.execute(insert(Feed).values(id=1, url="http://f.test/feed"))
+            c.execute(
+                text(
+                    "INSERT INTO articles (id, feed_id, entry_key, link, canonical_link, title,"
+                    " summary, author, tags, language, published_at, fetched_at, is_history)"
+                    " VALUES (1, 1, 'e1', '', '', 't', 's', '', '[]', 'en', :t, :t, :h)"
+                ),
+                {"t": NOW, "h": False},
+            )
+            c.execute(insert(Embedding).values(article_id=1, model_id="m", dim=1, vector=b"\0"))
+            c.execute(insert(Topic).values(id=1, name="t", threshold=0.5))
+            c.execute(insert(Match).values(article_id=1, topic_id=1, score=0.9, published_at=NOW))
+        command.upgrade(cfg, "head")
+        with engine.connect() as c:
+            counts = [
+                c.scalar(select(func.count()).select_from(table))
+                for table in (Article.__table__, Embedding.__table__, Match.__table__)
+            ]
+            assert counts == [1, 1, 1]
+            assert c.scalar(text("SELECT vector_deferred FROM articles")) in (False, 0)
+    finally:
+        engine.dispose()
 
 
 def test_upgrade_head_then_check_finds_no_drift(db_url: str) -> None:

@@ -19,24 +19,27 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("articles") as batch_op:
-        batch_op.add_column(
-            sa.Column("vector_deferred", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.create_index(
-            "ix_articles_vector_deferred", ["vector_deferred", "id"], unique=False
-        )
-    with op.batch_alter_table("embeddings") as batch_op:
-        batch_op.create_index(
-            "ix_embeddings_model_id_created_at", ["model_id", "created_at"], unique=False
-        )
-        batch_op.drop_index("ix_embeddings_model_id")
+    # plain ALTERs, no batch "move and copy": SQLite adds a column with a constant default and
+    # creates or drops an index in place, so a million-article table is not copied
+    op.add_column(
+        "articles",
+        sa.Column("vector_deferred", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    op.create_index(
+        "ix_articles_vector_deferred", "articles", ["vector_deferred", "id"], unique=False
+    )
+    op.create_index(
+        "ix_embeddings_model_id_created_at",
+        "embeddings",
+        ["model_id", "created_at"],
+        unique=False,
+    )
+    op.drop_index("ix_embeddings_model_id", table_name="embeddings")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("embeddings") as batch_op:
-        batch_op.create_index("ix_embeddings_model_id", ["model_id"], unique=False)
-        batch_op.drop_index("ix_embeddings_model_id_created_at")
-    with op.batch_alter_table("articles") as batch_op:
-        batch_op.drop_index("ix_articles_vector_deferred")
+    op.create_index("ix_embeddings_model_id", "embeddings", ["model_id"], unique=False)
+    op.drop_index("ix_embeddings_model_id_created_at", table_name="embeddings")
+    op.drop_index("ix_articles_vector_deferred", table_name="articles")
+    with op.batch_alter_table("articles") as batch_op:  # SQLite < 3.35 cannot drop a column
         batch_op.drop_column("vector_deferred")
