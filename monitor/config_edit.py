@@ -1,4 +1,6 @@
-"""Writes to ``config.toml``: a new ``[[topics]]`` table, with the rest of the file untouched.
+"""Writes to ``config.toml``: a ``[[topics]]`` table added, edited, renamed or deleted, with the
+rest of the file untouched (deleting cuts the table's own lines out of the text, comments
+around it kept: :func:`delete_topic_table`).
 
 ``config.toml`` is the user's file: its comments, its order and its blank lines are theirs. So a
 command that adds to it (``monitor topics add``) must leave every other byte as it was:
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -221,3 +224,73 @@ def update_topic_table(config_path: Path, name: str, values: Mapping[str, Any]) 
             table[key] = _value(value)
     new_text = tomlkit.dumps(document)
     return _write_valid(config_path, new_text, "not saved, the edited table would be invalid")
+
+
+def delete_topic_table(config_path: Path, name: str) -> Config:
+    """Remove the ``[[topics]]`` table named ``name``; every comment outside it stays.
+
+    The table's lines (its header to its last key, the comments between its keys included)
+    are cut out of the original text, and one blank line is left where it stood; comment
+    lines around it are kept, a comment just above the next header being that table's.
+    tomlkit checks the cut: the result must parse to the document with the table removed,
+    else tomlkit's own rendering is written (it keeps the file's values, and the comments
+    outside the removed table but for the ones between the two tables). Validated and
+    written atomically like :func:`add_topic_table`.
+    """
+    original, document = _read(config_path)
+    topics, index = _topic_index(document, name, config_path)
+    del topics[index]
+    if not topics:
+        del document["topics"]
+    new_text = _cut_table(original, index)
+    if new_text is None or not _reads_as(new_text, document):
+        new_text = tomlkit.dumps(document)
+    return _write_valid(config_path, new_text, "not deleted, the config would be invalid")
+
+
+def rename_topic_table(config_path: Path, name: str, new_name: str) -> Config:
+    """Set the ``name`` of the ``[[topics]]`` table named ``name`` to ``new_name``; only that
+    value changes (its inline comment and the rest of the file stay). Validated (a name used
+    twice is refused) and written atomically like :func:`add_topic_table`."""
+    _, document = _read(config_path)
+    topics, index = _topic_index(document, name, config_path)
+    topics[index]["name"] = new_name
+    new_text = tomlkit.dumps(document)
+    return _write_valid(config_path, new_text, "not renamed, the config would be invalid")
+
+
+def _cut_table(original: str, index: int) -> str | None:
+    """``original`` without the lines of its ``index``-th ``[[topics]]`` table (header to last
+    key) and with one blank line where they were; None when its header is not found."""
+    lines = original.splitlines(keepends=True)
+    headers = [i for i, line in enumerate(lines) if _TOPICS_HEADER.match(line)]
+    if index >= len(headers):
+        return None
+    start = headers[index]
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    while end > start + 1 and _is_note(lines[end - 1]):
+        end -= 1  # trailing blank and comment lines are not the table's
+    before, after = lines[:start], lines[end:]
+    while before and not before[-1].strip():
+        before.pop()
+    while after and not after[0].strip():
+        after.pop(0)
+    if before and not before[-1].endswith("\n"):
+        before[-1] += "\n"
+    return "".join(before) + ("\n" if before and after else "") + "".join(after)
+
+
+def _reads_as(text: str, document: TOMLDocument) -> bool:
+    """``text`` is TOML holding the values of ``document``."""
+    try:
+        return _parse(text).unwrap() == document.unwrap()
+    except ConfigError:
+        return False
+
+
+_TOPICS_HEADER = re.compile(r"^\[\[\s*topics\s*\]\]\s*(#.*)?$")
+
+
+def _is_note(line: str) -> bool:
+    """A blank line or a comment line."""
+    return not line.strip() or line.lstrip().startswith("#")

@@ -82,7 +82,16 @@ def shoot(page, name: str) -> None:
     assert overflow <= 0, f"{name} is {overflow}px wider than a {width}px screen"
 
 
-PAGES = ["/matches", "/matches/{first}", "/topics", "/topics/alliance", "/feeds", "/"]
+PAGES = [
+    "/matches",
+    "/matches/{first}",
+    "/topics",
+    "/topics/alliance",
+    "/topics/alliance/rename",
+    "/topics/alliance/delete",
+    "/feeds",
+    "/",
+]
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -276,3 +285,36 @@ def test_the_read_only_token_signs_in_reads_and_judges_but_cannot_change(
     answer = page.request.post(guarded_url + "/feeds/1/disable")
     assert answer.status == 403
     assert "read-only token" in answer.text()
+
+
+def test_topic_rename_then_delete_from_the_list(base_url, open_page, env) -> None:
+    page = open_page()
+    page.goto(base_url + "/topics")
+    page.locator("tr#topic-alliance a.rename").click()
+    page.wait_for_url("**/topics/alliance/rename")
+    shoot(page, "topic-rename")
+    page.fill("input[name=new_name]", "sanctions")  # taken: one line saying so
+    page.locator("button", has_text="Rename topic").click()
+    assert 'topic "sanctions" already exists' in page.locator("p.error").inner_text()
+    page.fill("input[name=new_name]", "pact")
+    page.locator("button", has_text="Rename topic").click()
+    page.wait_for_url("**/topics/pact")
+    assert page.locator("h1").inner_text() == "pact"
+    assert "matches" in page.locator("p.meta").first.inner_text()
+    assert 'name = "pact"' in env.config_path.read_text(encoding="utf-8")
+    page.goto(base_url + "/topics")
+    page.locator("tr#topic-pact a.delete").click()
+    page.wait_for_url("**/topics/pact/delete")
+    assert "not in config" in page.locator("ul.consequences").inner_text()
+    shoot(page, "topic-delete")
+    assert 'name = "pact"' in env.config_path.read_text(encoding="utf-8")  # asked, not done
+    page.locator("button.danger").click()
+    page.wait_for_selector("p.notice")
+    assert 'Topic "pact" deleted' in page.locator("p.notice").inner_text()
+    assert "(not in config)" in page.locator("tr#topic-pact").inner_text()
+    assert 'name = "pact"' not in env.config_path.read_text(encoding="utf-8")
+    phone = open_page(PHONE)
+    phone.goto(base_url + "/topics/sanctions/delete")
+    shoot(phone, "topic-delete")
+    phone.goto(base_url + "/topics/sanctions/rename")
+    shoot(phone, "topic-rename")
