@@ -1,4 +1,6 @@
-"""Writes to ``config.toml``: a new ``[[topics]]`` table, with the rest of the file untouched.
+"""Writes to ``config.toml``: a ``[[topics]]`` table added, edited, renamed or deleted, with the
+rest of the file untouched (deleting cuts the table's own lines out of the text, comments
+around it kept: :func:`delete_topic_table`).
 
 ``config.toml`` is the user's file: its comments, its order and its blank lines are theirs. So a
 command that adds to it (``monitor topics add``) must leave every other byte as it was:
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +30,8 @@ from typing import Any
 
 import tomlkit
 import tomlkit.exceptions
-from tomlkit.items import Table
+from tomlkit.items import AoT, Table
+from tomlkit.toml_document import TOMLDocument
 
 from monitor.config import Config, parse_config
 from monitor.errors import ConfigError
@@ -79,13 +83,8 @@ def insert_topic(text: str, table: Table) -> str:
     such as ``[alerts.a]`` before them and ``[alerts.b]`` after), it goes at the end of the file
     instead, which TOML reads the same. Raises :class:`ConfigError` when ``text`` is not TOML.
     """
-    try:
-        document = tomlkit.parse(text)
-    except tomlkit.exceptions.TOMLKitError as exc:
-        raise ConfigError(f"cannot edit the config: invalid TOML: {exc}") from None
-    topics = document.get("topics")
-    if topics is not None and not isinstance(topics, tomlkit.items.AoT):
-        raise ConfigError("cannot edit the config: `topics` is not a list of [[topics]] tables")
+    document = _parse(text)
+    topics = _topics(document)
     if topics is None:
         return _append(text, table)
     topics.append(table)
@@ -154,24 +153,60 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def _parse(text: str) -> TOMLDocument:
+    try:
+        return tomlkit.parse(text)
+    except tomlkit.exceptions.TOMLKitError as exc:
+        raise ConfigError(f"cannot edit the config: invalid TOML: {exc}") from None
+
+
+def _read(config_path: Path) -> tuple[str, TOMLDocument]:
+    """The file's text and its tomlkit document (ConfigError when unreadable or not TOML)."""
+    try:
+        original = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc}") from None
+    return original, _parse(original)
+
+
+def _topics(document: TOMLDocument) -> AoT | None:
+    """The document's ``[[topics]]`` tables (None when it has none)."""
+    topics = document.get("topics")
+    if topics is not None and not isinstance(topics, AoT):
+        raise ConfigError("cannot edit the config: `topics` is not a list of [[topics]] tables")
+    return topics
+
+
+def _topic_index(document: TOMLDocument, name: str, config_path: Path) -> tuple[AoT, int]:
+    """Where the ``[[topics]]`` table named ``name`` is: its array and its index there."""
+    topics = _topics(document)
+    for index, table in enumerate(topics or ()):
+        if table.get("name") == name:
+            assert topics is not None
+            return topics, index
+    raise ConfigError(f'{config_path}: no [[topics]] table named "{name}"')
+
+
+def _write_valid(config_path: Path, new_text: str, refusal: str) -> Config:
+    """Write ``new_text`` when it validates; otherwise ConfigError ``refusal: <why>`` and the
+    file is left as it was (the line named is in the text that was not written)."""
+    try:
+        config = validate(new_text, config_path)
+    except ConfigError as exc:
+        raise ConfigError(f"{refusal}: {exc}") from None
+    write_atomically(config_path, new_text)
+    return config
+
+
 def add_topic_table(config_path: Path, values: Mapping[str, Any], comment: str = "") -> Config:
     """Insert a ``[[topics]]`` table into ``config_path`` when the result validates.
 
     Returns the new config. On any error (unreadable file, invalid result) the file is left
     exactly as it was and :class:`ConfigError` is raised naming the file, line and field.
     """
-    try:
-        original = config_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{config_path}: cannot read: {exc}") from None
+    original, _ = _read(config_path)
     new_text = insert_topic(original, topic_table(values, comment))
-    try:
-        config = validate(new_text, config_path)
-    except ConfigError as exc:
-        # the line named is in the text that was not written
-        raise ConfigError(f"not added, the new table would be invalid: {exc}") from None
-    write_atomically(config_path, new_text)
-    return config
+    return _write_valid(config_path, new_text, "not added, the new table would be invalid")
 
 
 def update_topic_table(config_path: Path, name: str, values: Mapping[str, Any]) -> Config:
@@ -179,26 +214,83 @@ def update_topic_table(config_path: Path, name: str, values: Mapping[str, Any]) 
     its comments and the rest of the file stay as they were (tomlkit keeps the layout of what
     it does not touch). A key whose value is None is removed. Validated before the atomic
     write, like :func:`add_topic_table`; on any error the file is unchanged."""
-    try:
-        original = config_path.read_text(encoding="utf-8")
-        document = tomlkit.parse(original)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{config_path}: cannot read: {exc}") from None
-    except tomlkit.exceptions.TOMLKitError as exc:
-        raise ConfigError(f"cannot edit the config: invalid TOML: {exc}") from None
-    topics = document.get("topics")
-    table = next((t for t in topics or () if t.get("name") == name), None)
-    if table is None:
-        raise ConfigError(f'{config_path}: no [[topics]] table named "{name}" to edit')
+    _, document = _read(config_path)
+    topics, index = _topic_index(document, name, config_path)
+    table = topics[index]
     for key, value in values.items():
         if value is None:
             table.pop(key, None)
         else:
             table[key] = _value(value)
     new_text = tomlkit.dumps(document)
+    return _write_valid(config_path, new_text, "not saved, the edited table would be invalid")
+
+
+def delete_topic_table(config_path: Path, name: str) -> Config:
+    """Remove the ``[[topics]]`` table named ``name``; every comment outside it stays.
+
+    The table's lines (its header to its last key, the comments between its keys included)
+    are cut out of the original text, and one blank line is left where it stood; comment
+    lines around it are kept, a comment just above the next header being that table's.
+    tomlkit checks the cut: the result must parse to the document with the table removed,
+    else tomlkit's own rendering is written (it keeps the file's values, and the comments
+    outside the removed table but for the ones between the two tables). Validated and
+    written atomically like :func:`add_topic_table`.
+    """
+    original, document = _read(config_path)
+    topics, index = _topic_index(document, name, config_path)
+    del topics[index]
+    if not topics:
+        del document["topics"]
+    new_text = _cut_table(original, index)
+    if new_text is None or not _reads_as(new_text, document):
+        new_text = tomlkit.dumps(document)
+    return _write_valid(config_path, new_text, "not deleted, the config would be invalid")
+
+
+def rename_topic_table(config_path: Path, name: str, new_name: str) -> Config:
+    """Set the ``name`` of the ``[[topics]]`` table named ``name`` to ``new_name``; only that
+    value changes (its inline comment and the rest of the file stay). Validated (a name used
+    twice is refused) and written atomically like :func:`add_topic_table`."""
+    _, document = _read(config_path)
+    topics, index = _topic_index(document, name, config_path)
+    topics[index]["name"] = new_name
+    new_text = tomlkit.dumps(document)
+    return _write_valid(config_path, new_text, "not renamed, the config would be invalid")
+
+
+def _cut_table(original: str, index: int) -> str | None:
+    """``original`` without the lines of its ``index``-th ``[[topics]]`` table (header to last
+    key) and with one blank line where they were; None when its header is not found."""
+    lines = original.splitlines(keepends=True)
+    headers = [i for i, line in enumerate(lines) if _TOPICS_HEADER.match(line)]
+    if index >= len(headers):
+        return None
+    start = headers[index]
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    while end > start + 1 and _is_note(lines[end - 1]):
+        end -= 1  # trailing blank and comment lines are not the table's
+    before, after = lines[:start], lines[end:]
+    while before and not before[-1].strip():
+        before.pop()
+    while after and not after[0].strip():
+        after.pop(0)
+    if before and not before[-1].endswith("\n"):
+        before[-1] += "\n"
+    return "".join(before) + ("\n" if before and after else "") + "".join(after)
+
+
+def _reads_as(text: str, document: TOMLDocument) -> bool:
+    """``text`` is TOML holding the values of ``document``."""
     try:
-        config = validate(new_text, config_path)
-    except ConfigError as exc:
-        raise ConfigError(f"not saved, the edited table would be invalid: {exc}") from None
-    write_atomically(config_path, new_text)
-    return config
+        return _parse(text).unwrap() == document.unwrap()
+    except ConfigError:
+        return False
+
+
+_TOPICS_HEADER = re.compile(r"^\[\[\s*topics\s*\]\]\s*(#.*)?$")
+
+
+def _is_note(line: str) -> bool:
+    """A blank line or a comment line."""
+    return not line.strip() or line.lstrip().startswith("#")

@@ -84,8 +84,8 @@ def add_topic(config: Config, new: NewTopic) -> AddedTopic:
         raise
 
 
-def _check_request(config: Config, new: NewTopic) -> None:
-    name = new.name
+def check_name(config: Config, name: str) -> None:
+    """MonitorError unless ``name`` is a valid topic name that no topic of ``config`` has."""
     if not name.strip() or name != name.strip() or "\n" in name:
         raise MonitorError(f'topic name "{name}" must be non-empty, on one line, unpadded')
     if any(t.name == name for t in config.topics):
@@ -93,6 +93,10 @@ def _check_request(config: Config, new: NewTopic) -> None:
             f'topic "{name}" already exists in {config.path}; choose another name '
             "(or edit its table there)"
         )
+
+
+def _check_request(config: Config, new: NewTopic) -> None:
+    check_name(config, new.name)
     if new.seed_url and new.seed_file is not None:
         raise MonitorError("give --seed-url or --seed-file, not both")
     if not (new.seed_url or new.seed_file is not None or new.descriptions):

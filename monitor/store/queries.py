@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from monitor.clock import utcnow
 from monitor.config import Config, FeedConfig, TopicConfig
-from monitor.errors import NotFoundError
+from monitor.errors import MonitorError, NotFoundError
 from monitor.store.models import Article, Delivery, Feed, Match, Topic, Worker
 
 REMOVED_REASON = "removed with `monitor feeds remove`"
@@ -93,6 +93,24 @@ def sync_topics(session: Session, topics: Sequence[TopicConfig]) -> dict[str, in
             row.active = False
     session.flush()
     return {name: row.id for name, row in rows.items() if row.active}
+
+
+def rename_topic(session: Session, name: str, new_name: str) -> bool:
+    """Give the stored topic ``name`` the name ``new_name``, so its matches, stories and
+    judgements stay its own (config sync keys topics by name: it would otherwise make a new
+    topic and leave the old one's history inactive). False when no topic of that name is
+    stored (config sync will create it); MonitorError when ``new_name`` is stored already,
+    even inactive: that history would be merged."""
+    row = session.scalar(select(Topic).where(Topic.name == name))
+    if row is None:
+        return False
+    taken = session.scalar(select(Topic.active).where(Topic.name == new_name))
+    if taken is not None:
+        state = "a topic" if taken else "a topic removed from the config, whose matches are kept"
+        raise MonitorError(f'topic name "{new_name}" is taken by {state}')
+    row.name, row.updated_at = new_name, utcnow()
+    session.flush()
+    return True
 
 
 CONFIG_SYNC_LOCK = 0x6D6F6E69  # the advisory lock key workers take turns on to mirror config

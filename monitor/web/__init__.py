@@ -3,6 +3,7 @@
 * ``/matches``: every match with filters in the URL, keyset pages, sort by time or score;
 * ``/matches/{id}``: one match with its article, explanation, story and judgements;
 * ``/topics`` and ``/topics/{name}``: topics, a new topic with a preview, a topic's chart;
+  ``/topics/{name}/rename`` and ``/delete``: a page each, the change on its POST;
 * ``/feeds``: feed health, add (with discovery), disable, OPML import and export.
 
 :func:`install` adds them to the app :mod:`monitor.api` builds, which keeps the security
@@ -15,7 +16,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from monitor.web import feeds, matches, topic_form, topics
+from monitor.web import feeds, matches, topic_admin, topic_form, topics
 from monitor.web.guard import LoginRequired, PageForbidden
 from monitor.web.render import page
 
@@ -32,5 +33,5 @@ def install(app: FastAPI) -> None:
     def _forbidden(request: Request, exc: PageForbidden) -> Response:
         return page(request, "forbidden.html.j2", 403, message=str(exc))
 
-    for module in (matches, topic_form, topics, feeds):
+    for module in (matches, topic_form, topic_admin, topics, feeds):
         app.include_router(module.router)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -142,27 +143,27 @@ def _spec(config: Config, form: TopicForm, seed: Path | None) -> TopicConfig:
         raise MonitorError(f"{where}: {first['msg']}") from None
 
 
-def _render(request: Request, form: TopicForm, status: int = 200, **extra: Any) -> HTMLResponse:
-    def work() -> HTMLResponse:
-        with db.session_scope(request.app.state.runtime.sessions) as s:
-            context = {"preview": None, "error": "", "message": "", **extra}
-            return page(
-                request,
-                "topics.html.j2",
-                status,
-                topics=topic_rows(request, s),
-                form=form,
-                channels=sorted(request.app.state.runtime.config.alerts),
-                windows=list(WINDOWS),
-                **context,
-            )
-
-    return work()
+def render_topics(
+    request: Request, form: TopicForm, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    """The /topics page with ``form`` (and a preview, an error or a notice in ``extra``)."""
+    with db.session_scope(request.app.state.runtime.sessions) as s:
+        context = {"preview": None, "error": "", "message": "", **extra}
+        return page(
+            request,
+            "topics.html.j2",
+            status,
+            topics=topic_rows(request, s),
+            form=form,
+            channels=sorted(request.app.state.runtime.config.alerts),
+            windows=list(WINDOWS),
+            **context,
+        )
 
 
 @router.get("/topics", response_class=HTMLResponse)
 def topics_page(request: Request, _role: Reader) -> Response:
-    return _render(request, TopicForm())
+    return render_topics(request, TopicForm())
 
 
 @router.get("/topics/{name}/edit", response_class=HTMLResponse)
@@ -171,7 +172,7 @@ def edit_form(request: Request, name: str, _role: Admin) -> Response:
     spec = next((t for t in config.topics if t.name == name), None)
     if spec is None:
         return page(request, "not_found.html.j2", 404, message=f'no topic "{name}" in the config')
-    return _render(request, TopicForm.of(spec, config.base_dir))
+    return render_topics(request, TopicForm.of(spec, config.base_dir))
 
 
 @router.post("/topics/preview", response_class=HTMLResponse)
@@ -181,9 +182,9 @@ async def preview(request: Request, _role: Admin) -> Response:
     try:
         result, form = await run_in_threadpool(_preview, runtime, form)
     except MonitorError as exc:
-        return await run_in_threadpool(_render, request, form, 400, error=str(exc))
+        return await run_in_threadpool(render_topics, request, form, 400, error=str(exc))
     chart = charts.histogram(result.scores, result.threshold, width=0.1) if result.scores else None
-    return await run_in_threadpool(_render, request, form, preview=result, chart=chart)
+    return await run_in_threadpool(render_topics, request, form, preview=result, chart=chart)
 
 
 def _preview(runtime: Runtime, form: TopicForm) -> tuple[previewing.Preview, TopicForm]:
@@ -208,17 +209,16 @@ async def save(request: Request, _role: Admin) -> Response:
     try:
         config = await run_in_threadpool(_save, runtime, form)
     except MonitorError as exc:
-        return await run_in_threadpool(_render, request, form, 400, error=str(exc))
+        return await run_in_threadpool(render_topics, request, form, 400, error=str(exc))
     runtime.config = config  # this process scores with it from the next cycle
     with db.session_scope(runtime.sessions) as s:
         queries.sync_topics(s, config.topics)
-    return RedirectResponse(f"/topics/{form.name}", status_code=303)
+    return RedirectResponse(f"/topics/{quote(form.name, safe='')}", status_code=303)
 
 
 def _save(runtime: Runtime, form: TopicForm) -> Config:
     config = runtime.config
-    if "/" in form.name:
-        raise MonitorError(f'topic name "{form.name}": no "/" (the name is part of page URLs)')
+    check_url_name(form.name)
     article = _seed_article(runtime, form)
     _spec(config, form, Path("seed.txt") if article else None)  # the checks of a preview
     if form.mode == "edit":
@@ -248,6 +248,12 @@ def _save(runtime: Runtime, form: TopicForm) -> Config:
             added_by="the web app",
         )
         return seeding.add_topic(config, new).config
+
+
+def check_url_name(name: str) -> None:
+    """A topic named in the browser must also work in page URLs: no "/"."""
+    if "/" in name:
+        raise MonitorError(f'topic name "{name}": no "/" (the name is part of page URLs)')
 
 
 def _same_seed(form: TopicForm, current: TopicConfig | None, config: Config) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from monitor import scoring, signing
@@ -29,6 +27,7 @@ from monitor.pipeline.runtime import Runtime, open_runtime
 from monitor.store import db
 from monitor.store.models import Article, Feed, Feedback
 from tests.alerts.conftest import SmtpServer, free_port
+from tests.support.appserver import serve
 
 pytestmark = pytest.mark.slow
 
@@ -88,18 +87,8 @@ def api(runtime: Runtime) -> Iterator[str]:
     """The API on the port ``api.public_url`` names, served by uvicorn in a thread."""
     public = runtime.config.api.public_url
     port = int(public.rsplit(":", 1)[1])
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield public
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(runtime), port=port):
+        yield public
 
 
 def add_live_article(runtime: Runtime, title: str, summary: str) -> int:

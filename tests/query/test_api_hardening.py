@@ -5,19 +5,13 @@
 from __future__ import annotations
 
 import re
-import socket
 import textwrap
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
@@ -39,45 +33,22 @@ from monitor.store import db
 from monitor.store.models import Delivery, Feedback
 from tests.conftest import FIXTURES
 from tests.query.conftest import TOKEN, config_text
+from tests.support.appserver import serve
 from tests.support.httpserver import LocalServer, Reply
 
 HUGE_ID = "99999999999999999999"  # beyond 64 bits
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """``app`` on a real uvicorn server on loopback; yields its base URL."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def open_api(env) -> Iterator[str]:
     """The token-less loopback API, the case DNS rebinding attacks."""
-    with serving(create_app(env.runtime, token="")) as url:
+    with serve(create_app(env.runtime, token="")) as url:
         yield url
 
 
 @pytest.fixture
 def token_api(env) -> Iterator[str]:
-    with serving(create_app(env.runtime, token=TOKEN)) as url:
+    with serve(create_app(env.runtime, token=TOKEN)) as url:
         yield url
 
 
@@ -152,7 +123,7 @@ def test_configured_names_are_served(tmp_path: Path, sqlite_url: str) -> None:
     )
     runtime = open_runtime(load_config(path, environ={}))
     try:
-        with serving(create_app(runtime, token="")) as url:
+        with serve(create_app(runtime, token="")) as url:
 
             def status(host: str, origin: str = "") -> int:
                 headers = {"Host": host} | ({"Origin": origin} if origin else {})
@@ -364,7 +335,7 @@ def test_a_poll_a_match_and_a_send_fill_the_stage_histograms(
             with db.session_scope(runtime.sessions) as s:  # a notice through the console channel
                 s.add(Delivery(channel="console", kind="test", idempotency_key="metrics-test"))
             assert dispatch_due(runtime).sent == 1
-            with serving(create_app(runtime, token="")) as url:
+            with serve(create_app(runtime, token="")) as url:
                 after = stage_counts(httpx.get(f"{url}/metrics").text)
         finally:
             runtime.close()

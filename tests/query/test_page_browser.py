@@ -3,81 +3,36 @@ served by a real uvicorn server on loopback. Saves a screenshot to test-artifact
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from monitor.api import create_app
 from monitor.store import db
 from monitor.store.models import Feedback
 from tests.query.data import HOSTILE_TITLE, store_real_vectors
+from tests.support.appserver import serve
+from tests.support.browser import BROWSER_MARKS, chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "query"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-pytestmark = [
-    pytest.mark.browser,
-    # outside CI a missing browser skips; in CI (.ci/run installs it) it must be there
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"),
-        reason="Debian chromium not installed (apt-get install chromium)",
-    ),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = [*BROWSER_MARKS]
 
 
 @pytest.fixture
 def base_url(env, embedder) -> Iterator[str]:
     store_real_vectors(env.runtime.sessions, embedder)
     env.runtime.resources.embedder = embedder  # the session's model, not a second load
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(env.runtime, token=""), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(env.runtime, token="")) as url:
+        yield url
 
 
 @pytest.fixture
 def page() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1200, "height": 1400})
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": 1200, "height": 1400})
 
 
 def test_page_shows_matches_escaped_and_takes_feedback(base_url, page, env) -> None:

@@ -7,90 +7,47 @@ Content-Security-Policy violation, and to be usable from the keyboard where it a
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from monitor.api import create_app
 from monitor.store import db
 from monitor.store.models import Feed, Feedback
 from tests.conftest import FIXTURES
+from tests.support.appserver import serve
+from tests.support.browser import BROWSER_MARKS, chromium
 from tests.support.httpserver import LocalServer, Reply
 from tests.web.conftest import ADMIN, READER
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"),
-        reason="Debian chromium not installed (apt-get install chromium)",
-    ),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(app) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+pytestmark = [*BROWSER_MARKS]
 
 
 @pytest.fixture
 def base_url(env) -> Iterator[str]:
     """No token: loopback trust, the admin's view."""
-    yield from _serve(create_app(env.runtime, token=""))
+    with serve(create_app(env.runtime, token="")) as url:
+        yield url
 
 
 @pytest.fixture
 def guarded_url(env) -> Iterator[str]:
-    yield from _serve(create_app(env.runtime, token=ADMIN, read_token=READER))
+    with serve(create_app(env.runtime, token=ADMIN, read_token=READER)) as url:
+        yield url
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -125,7 +82,16 @@ def shoot(page, name: str) -> None:
     assert overflow <= 0, f"{name} is {overflow}px wider than a {width}px screen"
 
 
-PAGES = ["/matches", "/matches/{first}", "/topics", "/topics/alliance", "/feeds", "/"]
+PAGES = [
+    "/matches",
+    "/matches/{first}",
+    "/topics",
+    "/topics/alliance",
+    "/topics/alliance/rename",
+    "/topics/alliance/delete",
+    "/feeds",
+    "/",
+]
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -319,3 +285,36 @@ def test_the_read_only_token_signs_in_reads_and_judges_but_cannot_change(
     answer = page.request.post(guarded_url + "/feeds/1/disable")
     assert answer.status == 403
     assert "read-only token" in answer.text()
+
+
+def test_topic_rename_then_delete_from_the_list(base_url, open_page, env) -> None:
+    page = open_page()
+    page.goto(base_url + "/topics")
+    page.locator("tr#topic-alliance a.rename").click()
+    page.wait_for_url("**/topics/alliance/rename")
+    shoot(page, "topic-rename")
+    page.fill("input[name=new_name]", "sanctions")  # taken: one line saying so
+    page.locator("button", has_text="Rename topic").click()
+    assert 'topic "sanctions" already exists' in page.locator("p.error").inner_text()
+    page.fill("input[name=new_name]", "pact")
+    page.locator("button", has_text="Rename topic").click()
+    page.wait_for_url("**/topics/pact")
+    assert page.locator("h1").inner_text() == "pact"
+    assert "matches" in page.locator("p.meta").first.inner_text()
+    assert 'name = "pact"' in env.config_path.read_text(encoding="utf-8")
+    page.goto(base_url + "/topics")
+    page.locator("tr#topic-pact a.delete").click()
+    page.wait_for_url("**/topics/pact/delete")
+    assert "not in config" in page.locator("ul.consequences").inner_text()
+    shoot(page, "topic-delete")
+    assert 'name = "pact"' in env.config_path.read_text(encoding="utf-8")  # asked, not done
+    page.locator("button.danger").click()
+    page.wait_for_selector("p.notice")
+    assert 'Topic "pact" deleted' in page.locator("p.notice").inner_text()
+    assert "(not in config)" in page.locator("tr#topic-pact").inner_text()
+    assert 'name = "pact"' not in env.config_path.read_text(encoding="utf-8")
+    phone = open_page(PHONE)
+    phone.goto(base_url + "/topics/sanctions/delete")
+    shoot(phone, "topic-delete")
+    phone.goto(base_url + "/topics/sanctions/rename")
+    shoot(phone, "topic-rename")
