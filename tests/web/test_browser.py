@@ -281,10 +281,15 @@ def test_the_read_only_token_signs_in_reads_and_judges_but_cannot_change(
     page.locator(".judge-box button.not-relevant").click()
     page.wait_for_url(f"**/matches/{env.seeded.matches[0]}")
     assert page.locator(".judge-box .judged").inner_text() == "judged not relevant"
-    # a hand-made form post is refused with a page saying why
-    answer = page.request.post(guarded_url + "/feeds/1/disable")
+    # a hand-made form post is refused with a page saying why: the role, given the page's
+    # CSRF token; the token, without it
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    answer = page.request.post(guarded_url + "/feeds/1/disable", form={"csrf": token})
     assert answer.status == 403
     assert "read-only token" in answer.text()
+    bare = page.request.post(guarded_url + "/feeds/1/disable")
+    assert bare.status == 403
+    assert "carries no CSRF token" in bare.text()
 
 
 def test_topic_rename_then_delete_from_the_list(base_url, open_page, env) -> None:
