@@ -183,7 +183,8 @@ class HostRule:
 
 class _Guard:
     """ASGI middleware in front of every route: Host check (400), cross-site POSTs (403), body
-    size (413), and the security headers on every answer, refusals included."""
+    size (413), the forms' CSRF token (403), and the security headers on every answer,
+    refusals included."""
 
     def __init__(self, app: ASGIApp, hosts: HostRule, csrf: Csrf) -> None:
         self.app = app

@@ -48,7 +48,10 @@ def text_field(kind: str, body: bytes, name: str) -> str:
         values = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).get(name)
         return values[-1] if values else ""
     part = _part(kind, body, name)
-    content = part.get_content() if part is not None else ""
+    try:
+        content = part.get_content() if part is not None else ""
+    except (LookupError, ValueError):  # an unknown charset or a broken part: no field
+        return ""
     return content.strip() if isinstance(content, str) else ""
 
 

@@ -127,3 +127,20 @@ def test_what_something_else_authenticates_needs_no_form_token(env, make_client)
     judged = TestClient(bearer.app, base_url=BASE).post(link)
     assert judged.status_code == 200
     assert "judged" in judged.text or "relevant" in judged.text
+
+
+def test_a_broken_form_body_is_refused_not_a_server_error(open_client) -> None:
+    plain = TestClient(open_client.app, base_url=BASE, raise_server_exceptions=False)
+    page_token(plain, "/feeds")
+    bogus = (
+        b'--x\r\nContent-Disposition: form-data; name="csrf"\r\n'
+        b"Content-Type: text/plain; charset=bogus-9\r\n\r\nabc\r\n--x--\r\n"
+    )
+    for kind, body in [
+        ("multipart/form-data; boundary=x", bogus),
+        ("multipart/form-data; boundary=x", b"garbage"),
+        ("application/x-www-form-urlencoded", b"%%%csrf=%ZZ"),
+        ("text/plain", b"csrf=abc"),
+    ]:
+        answer = plain.post("/feeds/import", content=body, headers={"Content-Type": kind})
+        assert answer.status_code == 403, (kind, answer.text)
