@@ -13,6 +13,8 @@ Without a token the API trusts the machine, so :class:`_Guard` keeps other web s
 * a POST (any method but GET, HEAD, OPTIONS) whose ``Origin`` (or ``Referer``) is another
   site gets 403 (cross-site forms and fetches);
 * a request body over :data:`MAX_BODY_BYTES` gets 413;
+* a form POST without the hidden CSRF token of the page that served it gets 403
+  (:mod:`monitor.web.csrf`: defense in depth, with or without a token);
 * every answer carries a strict Content-Security-Policy (scripts and styles only from this
   server: the page has no inline script or style, /docs serves Swagger UI's files itself),
   ``X-Frame-Options: DENY`` and ``X-Content-Type-Options: nosniff``.
@@ -65,6 +67,7 @@ from monitor.web.access import (
     require_reader,
     valid_session,
 )
+from monitor.web.csrf import Csrf
 from monitor.web.guard import DbSession
 from monitor.web.render import ENV
 
@@ -180,11 +183,13 @@ class HostRule:
 
 class _Guard:
     """ASGI middleware in front of every route: Host check (400), cross-site POSTs (403), body
-    size (413), and the security headers on every answer, refusals included."""
+    size (413), the forms' CSRF token (403), and the security headers on every answer,
+    refusals included."""
 
-    def __init__(self, app: ASGIApp, hosts: HostRule) -> None:
+    def __init__(self, app: ASGIApp, hosts: HostRule, csrf: Csrf) -> None:
         self.app = app
         self.hosts = hosts
+        self.csrf = csrf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,6 +202,12 @@ class _Guard:
         if refusal is None and scope["method"] not in SAFE_METHODS:
             body, refusal = await _read_body(receive, limit)
             receive = _replay(body, receive)
+            if refusal is None:
+                lower = dict(headers.items())  # Headers gives lower-case names
+                why = self.csrf.refusal(scope["method"], scope.get("path", ""), lower, body)
+                if why:
+                    await _forbidden_page(scope["path"], why)(scope, receive, send)
+                    return
         if refusal is not None:
             status, detail = refusal
             await JSONResponse({"detail": detail}, status)(scope, receive, send)
@@ -217,6 +228,13 @@ class _Guard:
         if declared.isdigit() and int(declared) > limit:
             return 413, f"request body over {limit} bytes"
         return None
+
+
+def _forbidden_page(path: str, message: str) -> HTMLResponse:
+    """The web app's "not allowed" page, for a form the guard refuses (not a JSON answer:
+    only the pages' forms are checked, and a person reads the reason)."""
+    html = ENV.get_template("forbidden.html.j2").render(role="", path=path, message=message)
+    return HTMLResponse(html, 403, headers={"Cache-Control": "no-store"})
 
 
 def _with_security_headers(send: Send) -> Send:
@@ -297,7 +315,9 @@ def create_app(
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.add_middleware(_Guard, hosts=HostRule.build(host or api.host, api.allowed_hosts))
+    csrf = Csrf.for_token(secret)
+    app.add_middleware(_Guard, hosts=HostRule.build(host or api.host, api.allowed_hosts), csrf=csrf)
+    app.state.csrf = csrf
     env = ENV
     reader = api.read_token.get_secret_value() if read_token is None else read_token
     access = Access(secret, reader if secret else "")
@@ -442,8 +462,11 @@ def create_app(
             q=q,
             results=results,
             role=str(role),
+            csrf=csrf.form_token(request),
         )
-        return HTMLResponse(html)
+        response = HTMLResponse(html)
+        csrf.set_cookie(request, response)
+        return response
 
     @app.post("/feedback/{match_id}", dependencies=auth, include_in_schema=False)
     async def page_feedback(match_id: int, request: Request) -> RedirectResponse:

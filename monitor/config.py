@@ -304,6 +304,14 @@ class ChannelConfig(_Section):
     timeout: Duration = Field(15.0, description="Time limit for one send.")
     # set by the loader: one message per ${VAR} of this table that is not set
     _unresolved: tuple[str, ...] = PrivateAttr(default=())
+    # set by the loader: the ${VAR} names each key of this table refers to (never the values)
+    _variables: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def variables(self) -> dict[str, tuple[str, ...]]:
+        """Key -> the names of the ``${VAR}``s its value is made from, as written in the file:
+        what a page may show of a secret (its source, not its value)."""
+        return dict(self._variables)
 
     @property
     def unresolved(self) -> tuple[str, ...]:
@@ -652,6 +660,9 @@ def inspect_config(
     if config is not None:
         for name, messages in found.deferred.items():
             config.alerts[name]._unresolved = tuple(messages)
+        for name, keys in found.variables.items():
+            if name in config.alerts:
+                config.alerts[name]._variables = {k: tuple(v) for k, v in keys.items()}
     if with_channels:
         found.add_channel_problems(raw)
     return config, found.messages()
@@ -666,6 +677,7 @@ class _Found:
         self.problems: list[tuple[int, str]] = []
         self.deferred: dict[str, list[str]] = {}  # channel name -> messages
         self.deferred_locs: dict[tuple[str | int, ...], str] = {}
+        self.variables: dict[str, dict[str, list[str]]] = {}  # channel -> key -> ${VAR} names
         self.env_locs: set[tuple[str | int, ...]] = set()
 
     def format(self, loc: tuple[str | int, ...], message: str) -> str:
@@ -764,6 +776,11 @@ def _interpolate(
 ) -> Any:
     """Fill in ``${VAR}``s; an unset one is a problem, or, in an alert channel, deferred."""
     if isinstance(value, str):
+        if len(loc) >= 3 and loc[0] == "alerts" and isinstance(loc[1], str):
+            names = [m.group(1) for m in _ENV_REF_RE.finditer(value)]
+            if names:
+                keys = found.variables.setdefault(loc[1], {})
+                keys.setdefault(str(loc[2]), []).extend(names)
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)

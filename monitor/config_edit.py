@@ -24,7 +24,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +294,24 @@ _TOPICS_HEADER = re.compile(r"^\[\[\s*topics\s*\]\]\s*(#.*)?$")
 def _is_note(line: str) -> bool:
     """A blank line or a comment line."""
     return not line.strip() or line.lstrip().startswith("#")
+
+
+def set_channel_enabled(config_path: Path, name: str, enabled: bool) -> Config:
+    """Set ``enabled`` in the ``[alerts.<name>]`` table, in place (tomlkit keeps the rest of
+    the file as it was). Validated and written atomically like :func:`add_topic_table`: a
+    channel enabled while one of its ``${VAR}``s is unset is refused, naming the variable."""
+    _, document = _read(config_path)
+    alerts = document.get("alerts")
+    table = alerts.get(name) if isinstance(alerts, Mapping) else None
+    if not isinstance(table, MutableMapping):
+        raise ConfigError(f"{config_path}: no [alerts.{name}] table")
+    table["enabled"] = enabled
+    new_text = tomlkit.dumps(document)
+    try:
+        config = validate(new_text, config_path)
+    except ConfigError as exc:
+        raise ConfigError(f"not changed, the config would be invalid: {exc}") from None
+    if enabled and config.alerts[name].unresolved:
+        raise ConfigError("not enabled: " + "; ".join(config.alerts[name].unresolved))
+    write_atomically(config_path, new_text)
+    return config

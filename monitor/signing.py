@@ -1,4 +1,5 @@
-"""Signed, single-purpose links: alert judgement links and per-topic feed read tokens.
+"""Signed, single-purpose values: alert judgement links, per-topic feed read tokens, and the
+web forms' CSRF tokens.
 
 An alert carries "relevant" / "not relevant" links that anyone holding the email can open, so
 each link signs exactly one action: HMAC-SHA256 over ``<match id>.<verdict>.<expiry>``. A link
@@ -8,6 +9,10 @@ The key is derived from ``api.token`` (the one server secret every worker and th
 share through the config), with a label of its own, so it is never the token itself, a signature
 cannot serve as a session cookie or vice versa, and changing the token revokes every link and
 feed token at once. No token, no key: callers then show the CLI command instead of a link.
+
+A form's CSRF token is HMAC-SHA256, under a key of its own label, over the browser's CSRF
+cookie (a random nonce) and its login session cookie: it is good for that browser and that
+session only, and another site can neither read it nor make one.
 
 A leaf module (stdlib only) so the pipeline that renders alerts and the API that checks the
 links import the same code.
@@ -24,6 +29,7 @@ VERDICTS = ("relevant", "irrelevant")
 LINK_TTL_S = 30 * 86400  # a digest read after a holiday still works
 _LINK_LABEL = b"monitor judgement link v1"
 _FEED_LABEL = b"monitor topic feed v1"
+_CSRF_LABEL = b"monitor form csrf v1"
 
 
 def server_key(token: str) -> bytes | None:
@@ -92,3 +98,23 @@ def feed_path(key: bytes | None, topic: str) -> str:
     """``/topics/<name>/feed.xml`` with ``?token=`` when the server has a key."""
     path = f"/topics/{quote(topic, safe='')}/feed.xml"
     return f"{path}?token={feed_token(key, topic)}" if key is not None else path
+
+
+def csrf_key(token: str) -> bytes | None:
+    """The key that signs form tokens, derived from ``api.token``; None when no token is set
+    (the web app then signs with a random key of its own, good until it restarts)."""
+    if not token:
+        return None
+    return hmac.new(token.encode(), _CSRF_LABEL, hashlib.sha256).digest()
+
+
+def csrf_token(key: bytes, nonce: str, session: str) -> str:
+    """The hidden form field of one browser (``nonce``, its CSRF cookie) and one login
+    session (``session``, its session cookie, "" without one)."""
+    return _mac(key, f"{_CSRF_LABEL.decode()}:{nonce}:{session}")
+
+
+def csrf_token_ok(key: bytes, nonce: str, session: str, token: str) -> bool:
+    if not (nonce and token):
+        return False
+    return hmac.compare_digest(token.encode(), csrf_token(key, nonce, session).encode())

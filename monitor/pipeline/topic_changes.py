@@ -17,8 +17,10 @@ from the config is marked inactive (its matches, stories and judgements stay, an
 | 3. write the renamed table, validated, atomically | rolled back; config.toml untouched |
 | 4. commit | config.toml is written back as it was; a kill between 3 and 4 leaves the new name in the file and the old one in the database: the next config sync starts a new topic and the old one's history stays under the old name, inactive (rename the row back by hand, or the table back) |
 
-A daemon in another process reads the new config on SIGHUP or restart; until then it keeps
-the old name in memory, and its next config sync would mark the renamed row inactive.
+A daemon in another process reads the new config on SIGHUP or restart. Until then it keeps
+the old name in memory, and matching skips the topic (it scores only topics with an active
+row of their name: :func:`monitor.store.matches.active_topic_ids`); a deleted topic is
+skipped the same way. Nothing is orphaned: its reload reads the file, which has the new name.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.config import parse_duration
+from monitor.domain import DeliveryStatus
 from monitor.errors import NotFoundError
 from monitor.redact import redact_text, redact_url
 from monitor.store import matches
@@ -522,3 +523,30 @@ def has_vectors(session: Session, model_id: str) -> bool:
         select(Embedding.article_id).where(Embedding.model_id == model_id).limit(1)
     )
     return found is not None
+
+
+def channel_deliveries(session: Session) -> dict[str, dict[str, Any]]:
+    """Per channel name: how many outbox rows are sent, failed and waiting, and the newest
+    row's status, time and error (errors were redacted when stored)."""
+    out: dict[str, dict[str, Any]] = {}
+    counts = session.execute(
+        select(Delivery.channel, Delivery.status, func.count()).group_by(
+            Delivery.channel, Delivery.status
+        )
+    )
+    for channel, status, n in counts:
+        row = out.setdefault(channel, {"sent": 0, "failed": 0, "waiting": 0, "last": None})
+        key = {DeliveryStatus.SENT: "sent", DeliveryStatus.FAILED: "failed"}.get(status)
+        if key:
+            row[key] += int(n)
+        elif status is not DeliveryStatus.DIGESTED:
+            row["waiting"] += int(n)
+    newest = select(Delivery.channel, func.max(Delivery.id).label("id")).group_by(Delivery.channel)
+    ids = [row.id for row in session.execute(newest)]
+    for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids))):
+        out[d.channel]["last"] = {
+            "status": str(d.status),
+            "at": d.sent_at or d.created_at,
+            "error": d.last_error,
+        }
+    return out

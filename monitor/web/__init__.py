@@ -4,7 +4,8 @@
 * ``/matches/{id}``: one match with its article, explanation, story and judgements;
 * ``/topics`` and ``/topics/{name}``: topics, a new topic with a preview, a topic's chart;
   ``/topics/{name}/rename`` and ``/delete``: a page each, the change on its POST;
-* ``/feeds``: feed health, add (with discovery), disable, OPML import and export.
+* ``/feeds``: feed health, add (with discovery), disable, OPML import and export;
+* ``/channels``: alert channels (no secret shown), enable / disable, a test message.
 
 :func:`install` adds them to the app :mod:`monitor.api` builds, which keeps the security
 middleware (Host check, cross-site POSTs refused, CSP) in front of every page. Who may do what
@@ -16,7 +17,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from monitor.web import feeds, matches, topic_admin, topic_form, topics
+from monitor.web import channels, feeds, matches, topic_admin, topic_form, topics
 from monitor.web.guard import LoginRequired, PageForbidden
 from monitor.web.render import page
 
@@ -33,5 +34,5 @@ def install(app: FastAPI) -> None:
     def _forbidden(request: Request, exc: PageForbidden) -> Response:
         return page(request, "forbidden.html.j2", 403, message=str(exc))
 
-    for module in (matches, topic_form, topic_admin, topics, feeds):
+    for module in (matches, topic_form, topic_admin, topics, feeds, channels):
         app.include_router(module.router)

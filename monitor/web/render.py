@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from monitor import __version__
+from monitor.web.csrf import Csrf
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -50,7 +51,13 @@ ENV = environment()
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page of the web app; ``role`` (admin / reader) decides which forms it shows."""
+    """A page of the web app; ``role`` (admin / reader) decides which forms it shows, and each
+    form carries ``csrf``, the token :mod:`monitor.web.csrf` checks (its cookie set here)."""
     role = getattr(request.state, "role", None)
-    html = ENV.get_template(template).render(role=str(role or ""), path=request.url.path, **context)
-    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+    csrf: Csrf = request.app.state.csrf
+    html = ENV.get_template(template).render(
+        role=str(role or ""), path=request.url.path, csrf=csrf.form_token(request), **context
+    )
+    response = HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+    csrf.set_cookie(request, response)
+    return response

@@ -15,6 +15,7 @@ from monitor.store import db, queries
 from monitor.store.models import Feedback, Worker
 from tests.query.conftest import TOKEN
 from tests.query.data import HOSTILE_TITLE
+from tests.support.forms import page_token
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # the app answers only to names of this machine (DNS-rebinding guard), not TestClient's default
@@ -143,6 +144,14 @@ def test_page_feedback_refuses_cross_site_posts(open_client, env) -> None:
     assert evil.status_code == 403
     same = open_client.post(
         url, data={"relevant": "1"}, headers={"Origin": BASE}, follow_redirects=False
+    )
+    assert same.status_code == 403  # same origin, but no CSRF token (tests/web/test_csrf.py)
+    token = page_token(open_client, "/")
+    same = open_client.post(
+        url,
+        data={"relevant": "1", "csrf": token},
+        headers={"Origin": BASE},
+        follow_redirects=False,
     )
     assert same.status_code == 303
     with db.session_scope(env.runtime.sessions) as s:

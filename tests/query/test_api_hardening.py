@@ -34,6 +34,7 @@ from monitor.store.models import Delivery, Feedback
 from tests.conftest import FIXTURES
 from tests.query.conftest import TOKEN, config_text
 from tests.support.appserver import serve
+from tests.support.forms import TOKEN_FIELD
 from tests.support.httpserver import LocalServer, Reply
 
 HUGE_ID = "99999999999999999999"  # beyond 64 bits
@@ -254,7 +255,6 @@ def test_docs_are_served_from_this_server(open_api) -> None:
         ("GET", "/api/articles/search?q=troops&since=99999999d", "since"),
         ("GET", f"/api/articles/{HUGE_ID}", "article id"),
         ("POST", f"/api/matches/{HUGE_ID}/feedback", "match id"),
-        ("POST", f"/feedback/{HUGE_ID}", "match id"),
         ("GET", f"/api/matches?feed={HUGE_ID}", "out of range"),
         ("GET", f"/api/matches?topic={HUGE_ID}", "out of range"),
     ],
@@ -263,6 +263,14 @@ def test_out_of_range_parameters_are_400_with_the_reason(open_api, method, path,
     response = httpx.request(method, open_api + path, json={"relevant": True})
     assert response.status_code == 400, response.text
     assert words in response.json()["detail"]
+
+
+def test_an_out_of_range_id_in_a_page_form_is_400_with_the_reason(open_api) -> None:
+    with httpx.Client(base_url=open_api) as browser:  # keeps the CSRF cookie, as a browser
+        token = TOKEN_FIELD.search(browser.get("/").text).group(1)
+        response = browser.post(f"/feedback/{HUGE_ID}", data={"relevant": "1", "csrf": token})
+    assert response.status_code == 400, response.text
+    assert "match id" in response.json()["detail"]
 
 
 def test_request_bodies_have_a_size_limit(open_api, env) -> None:

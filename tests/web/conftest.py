@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from monitor.api import create_app
 from monitor.config import load_config
@@ -15,6 +14,7 @@ from monitor.pipeline.runtime import open_runtime
 from monitor.store import db
 from tests.query.conftest import QueryEnv, config_text, embedder  # noqa: F401 (fixture)
 from tests.query.data import populate
+from tests.support.forms import FormClient
 
 ADMIN = "admin-token-for-tests"
 READER = "read-only-token-for-tests"
@@ -41,18 +41,18 @@ def env(sqlite_url: str, tmp_path: Path, embedder) -> Iterator[QueryEnv]:  # noq
 
 
 @pytest.fixture
-def make_client(env) -> Callable[[str], TestClient]:
+def make_client(env) -> Callable[[str], FormClient]:
     """A client of an app with both tokens, sending ``token`` as its bearer ("" for none)."""
 
-    def make(token: str) -> TestClient:
+    def make(token: str) -> FormClient:
         app = create_app(env.runtime, token=ADMIN, read_token=READER)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return TestClient(app, base_url=BASE, headers=headers)
+        return FormClient(app, base_url=BASE, headers=headers)
 
     return make
 
 
 @pytest.fixture
-def open_client(env) -> TestClient:
+def open_client(env) -> FormClient:
     """No token configured: loopback trust, every caller is admin."""
-    return TestClient(create_app(env.runtime, token=""), base_url=BASE)
+    return FormClient(create_app(env.runtime, token=""), base_url=BASE)

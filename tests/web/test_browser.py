@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from monitor.api import create_app
+from monitor.config import load_config
 from monitor.store import db
 from monitor.store.models import Feed, Feedback
 from tests.conftest import FIXTURES
@@ -90,6 +91,7 @@ PAGES = [
     "/topics/alliance/rename",
     "/topics/alliance/delete",
     "/feeds",
+    "/channels",
     "/",
 ]
 
@@ -281,10 +283,15 @@ def test_the_read_only_token_signs_in_reads_and_judges_but_cannot_change(
     page.locator(".judge-box button.not-relevant").click()
     page.wait_for_url(f"**/matches/{env.seeded.matches[0]}")
     assert page.locator(".judge-box .judged").inner_text() == "judged not relevant"
-    # a hand-made form post is refused with a page saying why
-    answer = page.request.post(guarded_url + "/feeds/1/disable")
+    # a hand-made form post is refused with a page saying why: the role, given the page's
+    # CSRF token; the token, without it
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    answer = page.request.post(guarded_url + "/feeds/1/disable", form={"csrf": token})
     assert answer.status == 403
     assert "read-only token" in answer.text()
+    bare = page.request.post(guarded_url + "/feeds/1/disable")
+    assert bare.status == 403
+    assert "carries no CSRF token" in bare.text()
 
 
 def test_topic_rename_then_delete_from_the_list(base_url, open_page, env) -> None:
@@ -318,3 +325,29 @@ def test_topic_rename_then_delete_from_the_list(base_url, open_page, env) -> Non
     shoot(phone, "topic-delete")
     phone.goto(base_url + "/topics/sanctions/rename")
     shoot(phone, "topic-rename")
+
+
+def test_channels_page_sends_a_test_message_and_disables(base_url, open_page, env) -> None:
+    with LocalServer() as srv:
+        srv.route("/hook/T0KENinPATHabcdef1234567890", Reply(status=204))
+        secret_url = srv.url("/hook/T0KENinPATHabcdef1234567890")
+        text = env.config_path.read_text(encoding="utf-8")
+        text += f'\n[alerts.hook]\ntype = "webhook"\nurl = "{secret_url}"\n'
+        env.config_path.write_text(text, encoding="utf-8")
+        env.runtime.config = load_config(env.config_path, environ={})
+        page = open_page()
+        page.goto(base_url + "/channels")
+        assert "T0KENinPATH" not in page.content()
+        page.locator("tr#channel-hook button.test").click()
+        page.wait_for_selector("p.notice")
+        assert 'sent through "hook"' in page.locator("p.notice").inner_text()
+        assert len(srv.requests_to("/hook/T0KENinPATHabcdef1234567890")) == 1
+        shoot(page, "channels-tested")
+        page.locator("tr#channel-hook button.disable").click()
+        page.wait_for_selector("p.notice")
+        assert page.locator("tr#channel-hook td.state-disabled").count() == 1
+        assert "enabled = false" in env.config_path.read_text(encoding="utf-8")
+        phone = open_page(PHONE)
+        phone.goto(base_url + "/channels")
+        assert "T0KENinPATH" not in phone.content()
+        shoot(phone, "channels")

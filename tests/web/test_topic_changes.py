@@ -144,5 +144,6 @@ def test_the_read_only_token_cannot_delete_or_rename(make_client, env):
     assert "/topics/alliance/delete" not in reader.get("/topics").text  # no links shown
     admin = make_client(ADMIN)
     assert "/topics/alliance/delete" in admin.get("/topics").text
+    assert "/topics/alliance/rename" in admin.get("/topics/alliance/edit").text
     assert env.config_path.read_text(encoding="utf-8") == original
     assert _topic(env, "alliance")[0] is True
