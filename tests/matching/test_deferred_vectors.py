@@ -94,10 +94,14 @@ def test_deferred_vectors_are_made_when_idle_and_the_flag_cleared(counted: Runti
     assert (report.scored, report.embedded, report.deferred, report.backfilled) == (10, 0, 10, 10)
     assert _embedded(rt) == set(off)
     assert _deferred(rt) == set()
-    # backfill batches are short (batch_size // 4 = 2) and newest (highest id) first
+    # the first backfill batch is short (batch_size // 4 = 2); the next ones are sized from its
+    # rate (about 5 s of work) within the live claim (batch_size x 8 = 64)
     counting = rt.resources.embedder
     assert isinstance(counting, CountingEmbedder)
-    assert [len(c) for c in counting.calls] == [2] * 5
+    sizes = [len(c) for c in counting.calls]
+    assert sizes[0] == 2
+    assert sum(sizes) == 10
+    assert max(sizes) <= 64
     assert stage.match_new(rt).backfilled == 0
 
 
@@ -118,10 +122,11 @@ def test_a_new_article_is_matched_before_the_rest_of_the_backfill(counted: Runti
     report = stage.match_new(rt)
     assert report.matched == 1
     assert report.alerted == 1
-    # call 1: a backfill batch; call 2: the new article alone, ahead of the other 4 batches
+    # call 1: a backfill batch; call 2: the new article alone, ahead of the rest of the backfill
+    assert len(counting.calls[0]) == 2
     assert len(counting.calls[1]) == 1
     assert ON_TOPIC[0] in counting.calls[1][0]
-    assert len(counting.calls) == 6
+    assert sum(len(c) for c in counting.calls) == 11
     assert _deferred(rt) == set()
 
 
@@ -144,6 +149,21 @@ channels = ["console"]
         assert _embedded(rt) == set(ids)
     finally:
         rt.close()
+
+
+def test_backfill_batches_last_about_five_seconds_within_bounds() -> None:
+    size = stage.BackfillSize(64)
+    assert size.size == 16  # before any measurement: a quarter of batch_size
+    size.took(16, 0.2)  # 80 texts/s (MiniLM): 400 in 5 s
+    assert size.size == 400
+    size.took(400, 28.0)  # 14 texts/s (E5 on a loaded machine): 71 in 5 s
+    assert size.size == 71
+    size.took(71, 600.0)  # a stall: never below the first size
+    assert size.size == 16
+    size.took(16, 0.001)  # very fast: never above a live claim
+    assert size.size == 512
+    size.took(3, 10.0)  # a partial batch (the backlog ran out) measures nothing
+    assert size.size == 512
 
 
 def test_embed_all_clears_the_deferred_flag(counted: Runtime) -> None:
