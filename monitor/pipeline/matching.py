@@ -169,7 +169,7 @@ def embed_stored(runtime: Runtime, progress: Callable[[int], None] | None = None
             _, embedded = ensure_vectors(
                 session, embedder, batch, runtime.config.model.max_seq_length
             )
-            matches.clear_deferred(session, [a.id for a in batch if a.vector_deferred])
+            matches.set_vector_deferred(session, [a.id for a in batch if a.vector_deferred], False)
         total += embedded
         if progress is not None:
             progress(embedded)
@@ -341,7 +341,7 @@ def _match_batch(runtime: Runtime, batch_size: int, report: MatchReport) -> int:
                         _record(
                             session, runtime, article, topic, verdict, vectors[article.id], report
                         )
-        matches.defer_vectors(session, deferred)
+        matches.set_vector_deferred(session, deferred, True)
         matches.mark_matched(session, [a.id for a in articles], runtime.clock.now())
     report.batches += 1
     report.embedded += embedded
@@ -391,7 +391,7 @@ def _backfill_batch(runtime: Runtime, size: int, report: MatchReport) -> int:
         _, embedded = ensure_vectors(
             session, get_embedder(runtime), articles, runtime.config.model.max_seq_length
         )
-        matches.clear_deferred(session, [a.id for a in articles])
+        matches.set_vector_deferred(session, [a.id for a in articles], False)
     report.backfilled += embedded
     return len(articles)
 

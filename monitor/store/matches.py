@@ -140,11 +140,14 @@ def mark_matched(session: Session, article_ids: Sequence[int], now: datetime) ->
         )
 
 
-def defer_vectors(session: Session, article_ids: Sequence[int]) -> None:
-    """Mark articles matched without a vector, for :func:`claim_deferred` to embed later."""
+def set_vector_deferred(session: Session, article_ids: Sequence[int], deferred: bool) -> None:
+    """Mark articles matched without a vector (``deferred``), for :func:`claim_deferred` to
+    embed later, or clear the mark once their vector is made."""
     if article_ids:
         session.execute(
-            update(Article).where(Article.id.in_(list(article_ids))).values(vector_deferred=True)
+            update(Article)
+            .where(Article.id.in_(list(article_ids)))
+            .values(vector_deferred=deferred)
         )
 
 
@@ -160,13 +163,6 @@ def claim_deferred(session: Session, limit: int) -> list[Article]:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Article)
     return list(session.scalars(query))
-
-
-def clear_deferred(session: Session, article_ids: Sequence[int]) -> None:
-    if article_ids:
-        session.execute(
-            update(Article).where(Article.id.in_(list(article_ids))).values(vector_deferred=False)
-        )
 
 
 def count_deferred(session: Session) -> int:

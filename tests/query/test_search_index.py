@@ -76,6 +76,18 @@ def database(db_url: str):
     engine.dispose()
 
 
+def _store_later(sessions, vectors: np.ndarray, ids: list[int], **columns) -> None:
+    """Store the vectors of articles ``ids`` now (article i has ``vectors[i - 1]``), as a worker
+    committing late or the matching stage's backfill does."""
+    with db.session_scope(sessions) as s:
+        s.add_all(
+            Embedding(
+                article_id=i, model_id="m1", dim=DIM, vector=vectors[i - 1].tobytes(), **columns
+            )
+            for i in ids
+        )
+
+
 def _sync(index: AnnIndex, sessions, **kw):
     with db.session_scope(sessions) as s:
         return index.sync(s, **kw)
@@ -282,8 +294,7 @@ def test_out_of_order_commit_is_found(database, tmp_path: Path) -> None:
     index = AnnIndex(tmp_path / "idx", "m1")
     _sync(index, sessions)
     assert len(index) == 59
-    with db.session_scope(sessions) as s:
-        s.add(Embedding(article_id=50, model_id="m1", dim=DIM, vector=vectors[49].tobytes()))
+    _store_later(sessions, vectors, [50])
     assert _sync(index, sessions).added == 1
     assert index.search(vectors[49], limit=1)[0][0] == 50
 
@@ -305,19 +316,11 @@ def test_deferred_vectors_stored_later_are_found_without_diffing_every_id(
     _sync(running, sessions)
     assert len(running) == 190
     monkeypatch.setattr(AnnIndex, "_reconcile", lambda self, s: pytest.fail("diffed every id"))
-    with db.session_scope(sessions) as s:
-        s.add_all(
-            Embedding(article_id=i, model_id="m1", dim=DIM, vector=vectors[i - 1].tobytes())
-            for i in late[:5]
-        )
+    _store_later(sessions, vectors, late[:5])
     assert _sync(running, sessions).added == 5
     assert running.search(vectors[51], limit=1)[0][0] == 52
     fresh = AnnIndex(folder, "m1")  # another process: the saved generation's complete_at
-    with db.session_scope(sessions) as s:
-        s.add_all(
-            Embedding(article_id=i, model_id="m1", dim=DIM, vector=vectors[i - 1].tobytes())
-            for i in late[5:]
-        )
+    _store_later(sessions, vectors, late[5:])
     assert _sync(fresh, sessions).added == 10
     assert fresh.search(vectors[57], limit=1)[0][0] == 58
     assert _sync(running, sessions).added == 5
@@ -337,12 +340,7 @@ def test_a_vector_stored_before_the_slack_is_still_found_by_diffing(
     index = AnnIndex(tmp_path / "idx", "m1")
     _sync(index, sessions)
     old = datetime.now(UTC) - timedelta(seconds=annindex.LATE_SLACK_S + 3600)
-    with db.session_scope(sessions) as s:
-        s.add(
-            Embedding(
-                article_id=50, model_id="m1", dim=DIM, vector=vectors[49].tobytes(), created_at=old
-            )
-        )
+    _store_later(sessions, vectors, [50], created_at=old)
     assert _sync(index, sessions).added == 1
     assert index.search(vectors[49], limit=1)[0][0] == 50
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import html
 
+import pytest
 from sqlalchemy import func, select
 
 from monitor.config import load_config
+from monitor.pipeline import topic_changes
 from monitor.store import db, queries
 from monitor.store.models import Match, Topic
 from tests.web.conftest import ADMIN, READER
@@ -147,3 +149,20 @@ def test_the_read_only_token_cannot_delete_or_rename(make_client, env):
     assert "/topics/alliance/rename" in admin.get("/topics/alliance/edit").text
     assert env.config_path.read_text(encoding="utf-8") == original
     assert _topic(env, "alliance")[0] is True
+
+
+def test_a_rename_whose_commit_fails_restores_the_file_and_keeps_the_row(env, monkeypatch):
+    """The file is written before the database commits; when the transaction fails after the
+    write, config.toml is written back byte for byte and the stored topic keeps its name."""
+    original = _commented(env)
+    before = _topic(env, "alliance")
+
+    def failing_sync(*_args, **_kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(topic_changes.queries, "sync_topics", failing_sync)
+    with pytest.raises(RuntimeError, match="database went away"):
+        topic_changes.rename_topic(env.runtime, "alliance", "pact")
+    assert env.config_path.read_text(encoding="utf-8") == original
+    assert _topic(env, "alliance") == before
+    assert _topic(env, "pact") is None
